@@ -1,0 +1,1 @@
+"""Wire types of the REST API (pydantic); imports nothing else from edgecloud."""

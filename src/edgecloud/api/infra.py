@@ -1,0 +1,132 @@
+"""Wire types of clusters, hosts and datastores."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from edgecloud.api.common import Body, Cpu, Id, Mib, Name, Ownership, TemplateIn, Wire
+
+HypervisorKind = Literal["kvm", "lxc", "microvm", "fake"]
+HOST_STATES = {
+    0: "INIT",
+    1: "MONITORING_MONITORED",
+    2: "MONITORED",
+    3: "ERROR",
+    4: "DISABLED",
+    5: "MONITORING_ERROR",
+    6: "MONITORING_INIT",
+    7: "MONITORING_DISABLED",
+    8: "OFFLINE",
+}
+
+
+class ClusterCreate(Body):
+    """Create a cluster (an edge site)."""
+
+    name: Name
+    reserved_cpu: Cpu = 0.0
+    reserved_memory_mb: Mib = 0
+    template: TemplateIn = Field(default_factory=dict)
+
+
+class ClusterUpdate(Body):
+    """Change a cluster's reservations or attributes."""
+
+    reserved_cpu: Cpu | None = None
+    reserved_memory_mb: Mib | None = None
+    template: TemplateIn | None = None
+    version: int | None = None
+
+
+class Cluster(Ownership):
+    """A cluster with the ids of its hosts, datastores and vnets."""
+
+    reserved_cpu: float
+    reserved_memory_mb: int
+    host_ids: list[int] = Field(default_factory=list)
+    datastore_ids: list[int] = Field(default_factory=list)
+    vnet_ids: list[int] = Field(default_factory=list)
+
+
+class HostCreate(Body):
+    """Register a host; capacity is declared here and refreshed by the monitor."""
+
+    name: Name
+    cluster_id: Id = 0
+    hypervisor: HypervisorKind = "kvm"
+    total_cpu: Cpu = 0.0
+    total_memory_mb: Mib = 0
+    template: TemplateIn = Field(default_factory=dict)
+
+
+class HostUpdate(Body):
+    """Move a host to another cluster or change its attributes."""
+
+    cluster_id: Id | None = None
+    total_cpu: Cpu | None = None
+    total_memory_mb: Mib | None = None
+    template: TemplateIn | None = None
+    version: int | None = None
+
+
+class HostStatus(Body):
+    """Enable, disable or set offline a host (OpenNebula's one.host.status)."""
+
+    status: Literal["enabled", "disabled", "offline"]
+
+
+class Host(Ownership):
+    """A host, its state and capacity."""
+
+    cluster_id: int
+    hypervisor: str
+    state: int
+    state_name: str
+    total_cpu: float
+    total_memory_mb: int
+    used_cpu: float
+    used_memory_mb: int
+    running_vms: int
+    last_seen: int | None
+
+
+DatastoreKind = Literal["image", "system", "file"]
+
+
+class DatastoreCreate(Body):
+    """Create a datastore and make it available in clusters."""
+
+    name: Name
+    kind: DatastoreKind
+    driver: Literal["fs"] = "fs"
+    transfer: Literal["ssh", "local", "shared"] = "ssh"
+    cluster_ids: list[Id] = Field(default_factory=lambda: [0], max_length=1024)
+    total_mb: Mib = 0
+    template: TemplateIn = Field(default_factory=dict)
+
+
+class DatastoreUpdate(Body):
+    """Change a datastore's attributes."""
+
+    template: TemplateIn | None = None
+    version: int | None = None
+
+
+class Datastore(Ownership):
+    """A datastore and the clusters that see it."""
+
+    kind: str
+    driver: str
+    transfer: str
+    total_mb: int
+    free_mb: int
+    cluster_ids: list[int] = Field(default_factory=list)
+
+
+class ClusterMember(Wire):
+    """The ids a cluster link call changed."""
+
+    cluster_id: int
+    object_id: int

@@ -1,0 +1,228 @@
+"""Wire types of images, VM templates, VMs and operations."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from edgecloud.api.common import Body, Id, Mib, Name, Ownership, TemplateIn, Wire
+
+ImageKind = Literal["OS", "CDROM", "DATABLOCK", "KERNEL", "RAMDISK", "CONTEXT"]
+IMAGE_STATES = {
+    0: "INIT",
+    1: "READY",
+    2: "USED",
+    3: "DISABLED",
+    4: "LOCKED",
+    5: "ERROR",
+    6: "CLONE",
+    7: "DELETE",
+    8: "USED_PERS",
+    9: "LOCKED_USED",
+    10: "LOCKED_USED_PERS",
+}
+
+
+class ImageCreate(Body):
+    """Register an image record in an image datastore."""
+
+    name: Name
+    datastore_id: Id = 1
+    kind: ImageKind = "OS"
+    persistent: bool = False
+    size_mb: Mib = 0
+    format: Literal["raw", "qcow2"] = "raw"
+    path: str = Field(default="", max_length=1024, pattern=r"^[^\x00]*$")
+    template: TemplateIn = Field(default_factory=dict)
+
+
+class ImageUpdate(Body):
+    """Change an image's attributes or persistence."""
+
+    persistent: bool | None = None
+    kind: ImageKind | None = None
+    template: TemplateIn | None = None
+    version: int | None = None
+
+
+class Image(Ownership):
+    """An image record."""
+
+    datastore_id: int
+    kind: str
+    state: int
+    state_name: str
+    persistent: bool
+    size_mb: int
+    format: str
+    path: str
+    source: str
+    running_vms: int
+
+
+class VmTemplateCreate(Body):
+    """Create a VM template; `name` defaults to the template's NAME."""
+
+    name: Name | None = None
+    template: TemplateIn
+
+
+class VmTemplateUpdate(Body):
+    """Replace the template's attributes (or merge them with `merge`)."""
+
+    name: Name | None = None
+    template: TemplateIn | None = None
+    merge: bool = False
+    version: int | None = None
+
+
+class VmTemplate(Ownership):
+    """A stored VM template."""
+
+
+class Instantiate(Body):
+    """Create a VM from a template, optionally overriding attributes."""
+
+    name: Name | None = None
+    hold: bool = False
+    template: TemplateIn = Field(default_factory=dict)
+
+
+class VmCreate(Body):
+    """Create a VM from a full template, or from a stored one plus overrides."""
+
+    name: Name | None = None
+    template_id: Id | None = None
+    hold: bool = False
+    template: TemplateIn = Field(default_factory=dict)
+
+
+class VmUpdate(Body):
+    """Rename a VM or change its user attributes."""
+
+    name: Name | None = None
+    user_template: TemplateIn | None = None
+    version: int | None = None
+
+
+VmActionName = Literal[
+    "deploy",
+    "hold",
+    "release",
+    "poweroff",
+    "resume",
+    "reboot",
+    "suspend",
+    "stop",
+    "undeploy",
+    "terminate",
+    "resched",
+    "unresched",
+    "migrate",
+    "recover",
+]
+
+
+class VmAction(Body):
+    """Ask for a lifecycle action."""
+
+    action: VmActionName
+    hard: bool = False
+    host_id: Id | None = Field(default=None, description="deploy/migrate target")
+    live: bool = False
+    recover: Literal["success", "failure", "retry", "delete", "recreate"] | None = None
+
+
+class Nic(Wire):
+    """A VM's NIC and its lease."""
+
+    nic_id: int
+    vnet_id: int
+    lease_id: int
+    mac: str
+    ip: str | None
+    ip6: str | None
+    security_groups: list[int]
+
+
+class VmShort(Wire):
+    """The short form used in lists."""
+
+    id: int
+    name: str
+    owner_id: int
+    group_id: int
+    state: int
+    lcm_state: int
+    hypervisor: str
+    cpu: float
+    memory_mb: int
+    host_id: int | None
+
+
+class Vm(Ownership):
+    """A VM with its state (OpenNebula numbers and names), resources and NICs."""
+
+    template_id: int | None
+    state: int
+    state_name: str
+    lcm_state: int
+    lcm_state_name: str
+    hypervisor: str
+    cpu: float
+    vcpu: int
+    memory_mb: int
+    disk_mb: int
+    host_id: int | None
+    cluster_id: int | None
+    deploy_id: str
+    updated_at: int
+    user_template: dict[str, Any] = Field(default_factory=dict)
+    nics: list[Nic] = Field(default_factory=list)
+
+
+class HistoryRecord(Wire):
+    """One thing that happened to a VM."""
+
+    action: str
+    user_id: int | None
+    host_id: int | None
+    state: int
+    lcm_state: int
+    at: int
+    detail: str
+
+
+class OperationStep(Wire):
+    """One step of an operation."""
+
+    seq: int
+    name: str
+    state: str
+    error: str
+    started_at: int | None
+    ended_at: int | None
+
+
+class Operation(Wire):
+    """A long action: poll it until `state` is done, failed or rolled_back."""
+
+    id: int
+    kind: str
+    object_type: str
+    object_id: int
+    owner_id: int
+    state: str
+    params: dict[str, Any]
+    error: str
+    created_at: int
+    updated_at: int
+    steps: list[OperationStep] = Field(default_factory=list)
+
+
+class VmActionAccepted(Wire):
+    """The answer to an action: the VM now, and the operation carrying it out (if any)."""
+
+    vm: Vm
+    operation: Operation | None = None

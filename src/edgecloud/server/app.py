@@ -1,0 +1,69 @@
+"""Build the front-end's ASGI app: store, auth, routers, error handlers, middleware."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+from edgecloud import __version__
+from edgecloud.server.auth.authn import Authenticator
+from edgecloud.server.bootstrap import bootstrap
+from edgecloud.server.config import Settings
+from edgecloud.server.db.engine import Store, open_store
+from edgecloud.server.db.migrate import upgrade
+from edgecloud.server.middleware import BodyLimit, RequestContext
+from edgecloud.server.rest import errors, identity, infra, network, workload
+from edgecloud.server.rest.deps import FrontEnd, PrincipalDep
+
+log = logging.getLogger("edgecloud.server")
+API_PREFIX = "/api/v1"
+
+
+def prepare_store(settings: Settings) -> tuple[Store, str | None]:
+    """Open and migrate the store; create the built-in objects on first start."""
+    store = open_store(settings.db_url, pool_size=settings.db_pool_size)
+    upgrade(store.engines[-1])
+    with store.write() as session:
+        password = bootstrap(session, settings.auth_file)
+    return store, password
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """Return the ASGI app serving the REST API (and, later, XML-RPC and the console)."""
+    if store is None:
+        store, _ = prepare_store(settings)
+    app = FastAPI(
+        title="edgecloud",
+        version=__version__,
+        description="One front-end for many edge clusters of VMs and containers.",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.frontend = FrontEnd(settings=settings, store=store, authenticator=Authenticator())
+    errors.install(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (identity, infra, network, workload):
+        for router in module.routers():
+            api.include_router(router)
+    app.include_router(api)
+    _docs(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def _docs(app: FastAPI) -> None:
+    """Serve the OpenAPI document and Swagger UI behind the same authentication."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(principal: PrincipalDep) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(principal: PrincipalDep) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="edgecloud API")

@@ -1,0 +1,69 @@
+"""Tables of where: clusters, hosts, datastores."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from edgecloud.server.db.base import Base, Epoch, Owned
+
+
+class Cluster(Owned, Base):
+    """An edge site: hosts plus the datastores and vnets they share."""
+
+    __tablename__ = "clusters"
+    __table_args__ = (UniqueConstraint("name"),)
+    reserved_cpu: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    reserved_memory_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class Host(Owned, Base):
+    """A Linux machine that runs workloads; state numbers follow OpenNebula's HostState."""
+
+    __tablename__ = "hosts"
+    __table_args__ = (UniqueConstraint("name"),)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), nullable=False, index=True)
+    hypervisor: Mapped[str] = mapped_column(String(16), nullable=False)
+    state: Mapped[int] = mapped_column(Integer, nullable=False, default=0, index=True)
+    total_cpu: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    total_memory_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    used_cpu: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    used_memory_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    running_vms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_seen: Mapped[int | None] = mapped_column(Epoch, nullable=True)
+
+
+class Datastore(Owned, Base):
+    """Where images live (kind image) or where running disks live on hosts (kind system)."""
+
+    __tablename__ = "datastores"
+    __table_args__ = (UniqueConstraint("name"),)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)  # image | system | file
+    driver: Mapped[str] = mapped_column(String(32), nullable=False, default="fs")
+    transfer: Mapped[str] = mapped_column(String(32), nullable=False, default="ssh")
+    total_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    free_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class ClusterDatastore(Base):
+    """A datastore is available in a cluster."""
+
+    __tablename__ = "cluster_datastores"
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    datastore_id: Mapped[int] = mapped_column(
+        ForeignKey("datastores.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ClusterVnet(Base):
+    """A virtual network is available in a cluster."""
+
+    __tablename__ = "cluster_vnets"
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    vnet_id: Mapped[int] = mapped_column(
+        ForeignKey("vnets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

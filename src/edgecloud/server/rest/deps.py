@@ -1,0 +1,68 @@
+"""Dependencies of the REST routers: the front-end's state and the authenticated caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from edgecloud.api.common import MAX_ID
+from edgecloud.server.auth.access import Principal
+from edgecloud.server.auth.authn import Authenticator
+from edgecloud.server.config import Settings
+from edgecloud.server.db.engine import Store
+from edgecloud.server.services.objects import DEFAULT_PAGE, MAX_PAGE, ListQuery
+
+
+@dataclass
+class FrontEnd:
+    """What request handlers share: settings, the store, the authenticator."""
+
+    settings: Settings
+    store: Store
+    authenticator: Authenticator
+
+
+def get_frontend(request: Request) -> FrontEnd:
+    """Return the front-end the app was built with."""
+    return request.app.state.frontend  # type: ignore[no-any-return]
+
+
+FrontEndDep = Annotated[FrontEnd, Depends(get_frontend)]
+
+
+def current_principal(
+    request: Request,
+    frontend: FrontEndDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    """Authenticate the request (every endpoint uses this)."""
+    with frontend.store.read() as session:
+        principal = frontend.authenticator.authenticate(session, authorization)
+    request.state.user = principal.name
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def list_query(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = DEFAULT_PAGE,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
+    ] = None,
+    name: Annotated[str | None, Query(max_length=128, description="name prefix")] = None,
+    owner_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    group_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+) -> ListQuery:
+    """Read the paging and common filter parameters."""
+    if name is not None and "\x00" in name:
+        name = name.replace("\x00", "")
+    return ListQuery(
+        limit=limit, cursor=cursor, name_prefix=name, owner_id=owner_id, group_id=group_id
+    )
+
+
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]
+IdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]

@@ -1,0 +1,87 @@
+"""REST routes of clusters, hosts and datastores."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from edgecloud.api import infra as wire
+from edgecloud.server.rest.crud import IdPath, crud_router
+from edgecloud.server.rest.deps import FrontEndDep, IdQuery, PrincipalDep
+from edgecloud.server.services.clusters import Clusters
+from edgecloud.server.services.datastores import Datastores
+from edgecloud.server.services.hosts import Hosts
+
+clusters, hosts, datastores = Clusters(), Hosts(), Datastores()
+Member = Literal["datastores", "vnets"]
+
+
+def host_filters(
+    cluster_id: IdQuery = None, state: Annotated[int | None, Query(ge=0, le=255)] = None
+) -> dict[str, Any]:
+    """Read host list filters."""
+    return {"cluster_id": cluster_id, "state": state}
+
+
+def datastore_filters(kind: wire.DatastoreKind | None = None) -> dict[str, Any]:
+    """Read datastore list filters."""
+    return {"kind": kind}
+
+
+def routers() -> list[APIRouter]:
+    """Return the routers of this module."""
+    cluster_router = crud_router(
+        clusters, path="/clusters", create=wire.ClusterCreate, update=wire.ClusterUpdate
+    )
+    host_router = crud_router(
+        hosts, path="/hosts", create=wire.HostCreate, update=wire.HostUpdate, filters=host_filters
+    )
+    ds_router = crud_router(
+        datastores,
+        path="/datastores",
+        create=wire.DatastoreCreate,
+        update=wire.DatastoreUpdate,
+        filters=datastore_filters,
+    )
+
+    @host_router.post(
+        "/{obj_id}/status", response_model=wire.Host, summary="Enable, disable, offline"
+    )
+    def host_status(
+        frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.HostStatus
+    ) -> wire.Host:
+        with frontend.store.write() as session:
+            return hosts.set_status(session, principal, obj_id, body)
+
+    @cluster_router.put(
+        "/{obj_id}/{member}/{member_id}", status_code=204, summary="Add a datastore or vnet"
+    )
+    def cluster_add(
+        frontend: FrontEndDep,
+        principal: PrincipalDep,
+        obj_id: IdPath,
+        member: Member,
+        member_id: IdPath,
+    ) -> Response:
+        kind = "DATASTORE" if member == "datastores" else "NET"
+        with frontend.store.write() as session:
+            clusters.link(session, principal, obj_id, kind, member_id)
+        return Response(status_code=204)
+
+    @cluster_router.delete(
+        "/{obj_id}/{member}/{member_id}", status_code=204, summary="Remove a datastore or vnet"
+    )
+    def cluster_remove(
+        frontend: FrontEndDep,
+        principal: PrincipalDep,
+        obj_id: IdPath,
+        member: Member,
+        member_id: IdPath,
+    ) -> Response:
+        kind = "DATASTORE" if member == "datastores" else "NET"
+        with frontend.store.write() as session:
+            clusters.unlink(session, principal, obj_id, kind, member_id)
+        return Response(status_code=204)
+
+    return [cluster_router, host_router, ds_router]
