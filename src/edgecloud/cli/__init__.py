@@ -1,0 +1,1 @@
+"""edgecloud cli."""

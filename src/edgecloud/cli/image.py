@@ -1,0 +1,96 @@
+"""`edgecloud image`: disk images in image datastores."""
+
+from typing import Annotated, Literal
+
+import typer
+
+from edgecloud.api.workload import ImageKind
+from edgecloud.cli.nouns import (
+    NameFilter,
+    Noun,
+    ObjId,
+    TemplateFile,
+    add_common,
+    changes,
+    created,
+    list_objects,
+    noun_app,
+    read_template,
+    updated,
+)
+from edgecloud.cli.output import mib
+
+IMAGE = Noun(
+    "image",
+    lambda client: client.images,
+    [
+        ("ID", lambda i: i.id),
+        ("NAME", lambda i: i.name),
+        ("OWNER", lambda i: i.owner_id),
+        ("DATASTORE", lambda i: i.datastore_id),
+        ("TYPE", lambda i: i.kind),
+        ("STATE", lambda i: i.state_name),
+        ("SIZE", lambda i: mib(i.size_mb)),
+        ("PERSISTENT", lambda i: i.persistent),
+        ("VMS", lambda i: i.running_vms),
+    ],
+)
+app = noun_app("Images: OS disks, CD-ROMs and data blocks.")
+add_common(app, IMAGE, ("show", "delete", "chmod", "chown"))
+
+Kind = Annotated[ImageKind | None, typer.Option("--type", help="Image type.")]
+
+
+@app.command("list")
+def list_images(
+    ctx: typer.Context,
+    name: NameFilter = None,
+    datastore: Annotated[int | None, typer.Option(min=0, help="Only this datastore.")] = None,
+) -> None:
+    """List images."""
+    list_objects(ctx, IMAGE, name=name, datastore_id=datastore)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Image name.")],
+    datastore: Annotated[int, typer.Option(min=0, help="Image datastore id.")] = 1,
+    size: Annotated[int, typer.Option(min=0, help="Size in MiB.")] = 0,
+    kind: Annotated[ImageKind, typer.Option("--type", help="Image type.")] = "OS",
+    persistent: Annotated[bool, typer.Option(help="Keep changes (one VM at a time).")] = False,
+    disk_format: Annotated[
+        Literal["raw", "qcow2"], typer.Option("--format", help="Disk format.")
+    ] = "raw",
+    path: Annotated[str, typer.Option(help="Where to copy the image from.")] = "",
+    file: TemplateFile = None,
+) -> None:
+    """Register an image in an image datastore."""
+    state, images = IMAGE.of(ctx)
+    image = images.create(
+        name=name,
+        datastore_id=datastore,
+        kind=kind,
+        persistent=persistent,
+        size_mb=size,
+        format=disk_format,
+        path=path,
+        template=read_template(file),
+    )
+    created(state, "image", image)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    persistent: Annotated[
+        bool | None, typer.Option("--persistent/--non-persistent", help="Keep changes or not.")
+    ] = None,
+    kind: Kind = None,
+    file: TemplateFile = None,
+) -> None:
+    """Change an image's type, persistence or attributes."""
+    body = changes(persistent=persistent, kind=kind, template=read_template(file))
+    state, images = IMAGE.of(ctx)
+    updated(state, "image", obj_id, images.update(obj_id, **body))
