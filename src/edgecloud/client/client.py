@@ -16,7 +16,7 @@ from edgecloud.client.resources import (
     Groups,
     Hosts,
     Operations,
-    Resource,
+    Owned,
     Templates,
     Users,
     Vms,
@@ -35,7 +35,10 @@ def default_home() -> Path:
 
 def read_auth_file(path: Path) -> tuple[str, str]:
     """Read OpenNebula's one_auth format: one line 'user:password'."""
-    line = path.read_text().strip().splitlines()[0]
+    lines = path.read_text().strip().splitlines()
+    if not lines:
+        raise ValueError(f"{path}: empty; expected one line 'user:password'")
+    line = lines[0]
     user, sep, secret = line.partition(":")
     if not sep:
         raise ValueError(f"{path}: expected one line 'user:password'")
@@ -71,10 +74,10 @@ class Client:
         self.user = user
         self.clusters = Clusters(self, "/clusters", infra.Cluster)
         self.hosts = Hosts(self, "/hosts", infra.Host)
-        self.datastores: Resource[infra.Datastore] = Resource(self, "/datastores", infra.Datastore)
-        self.images: Resource[workload.Image] = Resource(self, "/images", workload.Image)
+        self.datastores: Owned[infra.Datastore] = Owned(self, "/datastores", infra.Datastore)
+        self.images: Owned[workload.Image] = Owned(self, "/images", workload.Image)
         self.vnets = Vnets(self, "/vnets", network.Vnet)
-        self.secgroups: Resource[network.SecurityGroup] = Resource(
+        self.secgroups: Owned[network.SecurityGroup] = Owned(
             self, "/secgroups", network.SecurityGroup
         )
         self.templates = Templates(self, "/templates", workload.VmTemplate)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -68,6 +68,10 @@ class Resource(Generic[R]):
         """Delete an object."""
         self.client.request("DELETE", f"{self.path}/{obj_id}")
 
+
+class Owned(Resource[R]):
+    """An object with an owner, a group and permission bits."""
+
     def chmod(self, obj_id: int, permissions: str) -> R:
         """Change permission bits ('640' or 'um-u-----')."""
         body = {"permissions": permissions}
@@ -79,17 +83,17 @@ class Resource(Generic[R]):
         return self._one(self.client.request("POST", f"{self.path}/{obj_id}/chown", json=body))
 
 
-class Hosts(Resource[infra.Host]):
+class Hosts(Owned[infra.Host]):
     """Hosts, plus enable/disable/offline."""
 
-    def status(self, obj_id: int, status: str) -> infra.Host:
+    def status(self, obj_id: int, status: Literal["enabled", "disabled", "offline"]) -> infra.Host:
         """Set 'enabled', 'disabled' or 'offline'."""
         return self._one(
             self.client.request("POST", f"{self.path}/{obj_id}/status", json={"status": status})
         )
 
 
-class Clusters(Resource[infra.Cluster]):
+class Clusters(Owned[infra.Cluster]):
     """Clusters, plus adding and removing datastores and vnets."""
 
     def add(self, obj_id: int, member: str, member_id: int) -> None:
@@ -101,7 +105,7 @@ class Clusters(Resource[infra.Cluster]):
         self.client.request("DELETE", f"{self.path}/{obj_id}/{member}/{member_id}")
 
 
-class Vnets(Resource[network.Vnet]):
+class Vnets(Owned[network.Vnet]):
     """Virtual networks, plus address ranges and leases."""
 
     def add_range(self, obj_id: int, **ar: Any) -> network.Vnet:
@@ -127,7 +131,7 @@ class Vnets(Resource[network.Vnet]):
         self.client.request("DELETE", f"{self.path}/{obj_id}/leases/{lease_id}")
 
 
-class Templates(Resource[workload.VmTemplate]):
+class Templates(Owned[workload.VmTemplate]):
     """VM templates, plus instantiate."""
 
     def instantiate(self, obj_id: int, **fields: Any) -> workload.Vm:
@@ -136,7 +140,7 @@ class Templates(Resource[workload.VmTemplate]):
         return workload.Vm.model_validate(data)
 
 
-class Vms(Resource[workload.Vm]):
+class Vms(Owned[workload.Vm]):
     """VMs: lists default to the short form; actions and history."""
 
     def page_short(
@@ -176,10 +180,24 @@ class Operations:
         """Fetch an operation with its steps."""
         return workload.Operation.model_validate(self.client.request("GET", f"/operations/{op_id}"))
 
-    def list(self, **filters: Any) -> list[workload.Operation]:
-        """Fetch the caller's operations (admins: all)."""
-        data = self.client.request("GET", "/operations", params=_clean({"limit": 1000, **filters}))
-        return [workload.Operation.model_validate(x) for x in data["items"]]
+    def page(
+        self, *, limit: int = 100, cursor: int | None = None, **filters: Any
+    ) -> tuple[list[workload.Operation], int | None]:
+        """Fetch one page of operations; return it and the next cursor."""
+        params = _clean({"limit": limit, "cursor": cursor, **filters})
+        data = self.client.request("GET", "/operations", params=params)
+        items = [workload.Operation.model_validate(x) for x in data["items"]]
+        return items, data.get("next_cursor")
+
+    def list(self, *, page_size: int = 1000, **filters: Any) -> list[workload.Operation]:
+        """Fetch every operation of the caller (admins: all), following the pages."""
+        out: list[workload.Operation] = []
+        cursor = None
+        while True:
+            items, cursor = self.page(limit=page_size, cursor=cursor, **filters)
+            out.extend(items)
+            if cursor is None:
+                return out
 
 
 class Quotas:
@@ -232,6 +250,10 @@ class Acls:
     def list(self) -> list[identity.Acl]:
         """List rules."""
         return [identity.Acl.model_validate(x) for x in self.client.request("GET", "/acls")]
+
+    def get(self, rule_id: int) -> identity.Acl:
+        """Fetch one rule."""
+        return identity.Acl.model_validate(self.client.request("GET", f"/acls/{rule_id}"))
 
     def create(self, rule: str) -> identity.Acl:
         """Add a rule like '@1 VM/* USE'."""

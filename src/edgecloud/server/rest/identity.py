@@ -129,6 +129,11 @@ def routers() -> list[APIRouter]:
         with frontend.store.write() as session:
             return acls.create(session, principal, body)
 
+    @acl_router.get("/{obj_id}", response_model=wire.Acl, summary="Show an ACL rule")
+    def get_acl(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath) -> wire.Acl:
+        with frontend.store.read() as session:
+            return acls.get(session, principal, obj_id)
+
     @acl_router.delete("/{obj_id}", status_code=204, summary="Remove an ACL rule")
     def delete_acl(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath) -> Response:
         with frontend.store.write() as session:

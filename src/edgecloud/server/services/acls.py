@@ -75,6 +75,14 @@ def list_all(session: Session, principal: Principal) -> list[wire.Acl]:
     return [_wire(r) for r in rows if rule_of(r) in mine]
 
 
+def get(session: Session, principal: Principal, rule_id: int) -> wire.Acl:
+    """Show one rule: admins any, others the rules that apply to them."""
+    row = session.get(AclRuleRow, rule_id)
+    if row is None or not (principal.is_admin or rule_of(row) in principal.rules):
+        raise NotFound(f"ACL rule {rule_id} does not exist", field="id")
+    return _wire(row)
+
+
 def delete(session: Session, principal: Principal, rule_id: int) -> None:
     """Remove a rule (admins only)."""
     if not principal.is_admin:
