@@ -31,6 +31,8 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     db_pool_size: int = Field(default=16, ge=1)
+    # Seconds a front-end process trusts an Authorization header it has checked (0: never).
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     @property
     def db_url(self) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import secrets
+import time
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,30 +19,78 @@ from edgecloud.server.db.models import AclRuleRow, Token, User, UserGroup, now
 from edgecloud.server.errors import NotAuthenticated
 
 
+class PrincipalCache:
+    """Remembers, for a few seconds, whom an Authorization header authenticated.
+
+    Every API call would otherwise cost three queries (token, groups, ACL rules) before
+    its own work. Keys are HMACs of the header under a per-process secret. Changes made
+    through this process (logout, passwords, memberships, ACLs) clear the cache at once;
+    other front-end processes see them within `ttl` seconds.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        """Create an empty cache; a ttl of 0 disables it."""
+        self._ttl = ttl
+        self._max = max_entries
+        self._key = secrets.token_bytes(32)
+        self._entries: dict[bytes, tuple[Principal, float]] = {}
+
+    def _digest(self, authorization: str) -> bytes:
+        return hmac.new(self._key, authorization.encode(), hashlib.sha256).digest()
+
+    def get(self, authorization: str | None) -> Principal | None:
+        """Return the cached principal of this header, if still fresh."""
+        if not authorization or self._ttl <= 0:
+            return None
+        hit = self._entries.get(self._digest(authorization))
+        if hit is None or hit[1] <= time.time():
+            return None
+        return hit[0]
+
+    def put(self, authorization: str, principal: Principal, valid_until: float) -> None:
+        """Remember a principal until `valid_until` (epoch seconds) or the ttl, earlier first."""
+        if self._ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        until = min(valid_until, time.time() + self._ttl)
+        self._entries[self._digest(authorization)] = (principal, until)
+
+    def clear(self) -> None:
+        """Forget everything (after a change to users, tokens, groups or ACL rules)."""
+        self._entries.clear()
+
+
 class Authenticator:
     """Turns an Authorization header into a Principal, or raises NotAuthenticated."""
 
-    def __init__(self) -> None:
-        """Create an authenticator with an empty cache of verified Basic logins."""
+    def __init__(self, cache_seconds: float = 5.0) -> None:
+        """Create an authenticator with empty caches."""
         self.logins = VerifiedLogins()
+        self.cache = PrincipalCache(cache_seconds)
 
     def authenticate(self, session: Session, authorization: str | None) -> Principal:
-        """Check the header's credentials against the store."""
+        """Check the header's credentials (the cache first, then the store)."""
+        cached = self.cache.get(authorization)
+        if cached is not None:
+            return cached
         if not authorization:
             raise NotAuthenticated("credentials required: HTTP Basic or a bearer token")
         scheme, _, value = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":
-            user = self._by_token(session, value.strip(), username=None)
+            user, until = self._by_token(session, value.strip(), username=None)
         elif scheme == "basic":
             username, secret = _decode_basic(value.strip())
-            user = self.by_secret(session, username, secret)
+            user, until = self.by_secret(session, username, secret)
         else:
             raise NotAuthenticated(f"unsupported authorization scheme '{scheme}'")
-        return principal_of(session, user)
+        principal = principal_of(session, user)
+        self.cache.put(authorization, principal, until)
+        return principal
 
-    def by_secret(self, session: Session, username: str, secret: str) -> User:
-        """Check a user's password or token (OpenNebula's 'user:password' session form)."""
+    def by_secret(self, session: Session, username: str, secret: str) -> tuple[User, float]:
+        """Check a password or token ('user:password' form); return the user and validity."""
         if looks_like_token(secret):
             return self._by_token(session, secret, username=username)
         user = session.scalar(select(User).where(User.name == username))
@@ -46,9 +98,11 @@ class Authenticator:
             raise NotAuthenticated("wrong user name or password")
         if not self.logins.check(username, secret, user.password_hash):
             raise NotAuthenticated("wrong user name or password")
-        return user
+        return user, float("inf")
 
-    def _by_token(self, session: Session, token: str, *, username: str | None) -> User:
+    def _by_token(
+        self, session: Session, token: str, *, username: str | None
+    ) -> tuple[User, float]:
         row = session.execute(
             select(User, Token.expires_at)
             .join(Token, Token.user_id == User.id)
@@ -61,7 +115,7 @@ class Authenticator:
             raise NotAuthenticated("token expired; log in again")
         if not user.enabled or (username is not None and username != user.name):
             raise NotAuthenticated("token does not belong to this user")
-        return user
+        return user, float(expires_at)
 
 
 def _decode_basic(value: str) -> tuple[str, str]:

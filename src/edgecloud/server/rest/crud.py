@@ -76,6 +76,7 @@ def crud_router(
     update: type[BaseModel],
     filters: Callable[..., dict[str, Any]] | None = None,
     with_list: bool = True,
+    identity: bool = False,
 ) -> APIRouter:
     """Build the standard routes of one resource kind."""
     read = service.read_type
@@ -102,11 +103,16 @@ def crud_router(
 
     def do_update(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: Any) -> Any:
         with frontend.store.write() as session:
-            return service.update(session, principal, obj_id, body)
+            out = service.update(session, principal, obj_id, body)
+        if identity:
+            frontend.authenticator.cache.clear()
+        return out
 
     def do_delete(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath) -> Response:
         with frontend.store.write() as session:
             service.delete(session, principal, obj_id)
+        if identity:
+            frontend.authenticator.cache.clear()
         return Response(status_code=204)
 
     if with_list:

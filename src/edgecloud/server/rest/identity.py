@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
+from sqlalchemy.orm import Session
 
 from edgecloud import __version__
 from edgecloud.api import identity as wire
@@ -13,7 +16,7 @@ from edgecloud.server.auth.authn import issue_token, revoke_token
 from edgecloud.server.db.models import User
 from edgecloud.server.errors import Forbidden, NotAuthenticated
 from edgecloud.server.rest.crud import ERRORS, IdPath, crud_router
-from edgecloud.server.rest.deps import FrontEndDep, PrincipalDep
+from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, PrincipalDep
 from edgecloud.server.services import acls, quotas, users
 
 USERS, GROUPS = users.Users(), users.Groups()
@@ -22,9 +25,11 @@ USERS, GROUPS = users.Users(), users.Groups()
 def routers() -> list[APIRouter]:
     """Return the routers of this module."""
     auth = APIRouter(tags=["auth"], responses=ERRORS)
-    user_router = crud_router(USERS, path="/users", create=wire.UserCreate, update=wire.UserUpdate)
+    user_router = crud_router(
+        USERS, path="/users", create=wire.UserCreate, update=wire.UserUpdate, identity=True
+    )
     group_router = crud_router(
-        GROUPS, path="/groups", create=wire.GroupCreate, update=wire.GroupUpdate
+        GROUPS, path="/groups", create=wire.GroupCreate, update=wire.GroupUpdate, identity=True
     )
     acl_router = APIRouter(prefix="/acls", tags=["acls"], responses=ERRORS)
 
@@ -49,7 +54,7 @@ def routers() -> list[APIRouter]:
     ) -> Response:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() == "bearer":
-            with frontend.store.write() as session:
+            with identity_write(frontend) as session:
                 revoke_token(session, token.strip())
         return Response(status_code=204)
 
@@ -67,7 +72,7 @@ def routers() -> list[APIRouter]:
     def set_password(
         frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.PasswordChange
     ) -> Response:
-        with frontend.store.write() as session:
+        with identity_write(frontend) as session:
             users.set_password(session, principal, obj_id, body)
         return Response(status_code=204)
 
@@ -75,7 +80,7 @@ def routers() -> list[APIRouter]:
     def add_group(
         frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.GroupMembership
     ) -> wire.User:
-        with frontend.store.write() as session:
+        with identity_write(frontend) as session:
             return users.add_membership(session, principal, obj_id, body.group_id)
 
     @user_router.delete(
@@ -84,7 +89,7 @@ def routers() -> list[APIRouter]:
     def remove_group(
         frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, group_id: IdPath
     ) -> wire.User:
-        with frontend.store.write() as session:
+        with identity_write(frontend) as session:
             return users.remove_membership(session, principal, obj_id, group_id)
 
     @user_router.get("/{obj_id}/quota", response_model=wire.Quota, summary="Show a user's quota")
@@ -126,7 +131,7 @@ def routers() -> list[APIRouter]:
     def create_acl(
         frontend: FrontEndDep, principal: PrincipalDep, body: wire.AclCreate
     ) -> wire.Acl:
-        with frontend.store.write() as session:
+        with identity_write(frontend) as session:
             return acls.create(session, principal, body)
 
     @acl_router.get("/{obj_id}", response_model=wire.Acl, summary="Show an ACL rule")
@@ -136,11 +141,19 @@ def routers() -> list[APIRouter]:
 
     @acl_router.delete("/{obj_id}", status_code=204, summary="Remove an ACL rule")
     def delete_acl(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath) -> Response:
-        with frontend.store.write() as session:
+        with identity_write(frontend) as session:
             acls.delete(session, principal, obj_id)
         return Response(status_code=204)
 
     return [auth, user_router, group_router, acl_router]
+
+
+@contextmanager
+def identity_write(frontend: FrontEnd) -> Iterator[Session]:
+    """Open a write unit of work that changes who may do what; forget cached principals."""
+    with frontend.store.write() as session:
+        yield session
+    frontend.authenticator.cache.clear()
 
 
 def _admin(is_admin: bool) -> None:
