@@ -1,0 +1,52 @@
+# edgecloud: the two commands that set up a fresh machine are `make run` and `make test`.
+# Both install what is missing first: Debian packages with apt-get, Python packages into .venv.
+
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+# initdb/pg_ctl for the throwaway PostgreSQL the suite starts.
+TEST_DEBS   := postgresql
+
+.PHONY: run test test-fast lint typecheck bench clean help .debs-test
+
+help:
+	@echo "make run    start the front-end (SQLite, this machine as a host); prints URL and credentials"
+	@echo "make test   install what is missing and run lint, type checks and the whole suite"
+	@echo "make bench  run the API benchmark (bench/api.py) on SQLite and PostgreSQL"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.debs-test:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/edgecloud up --local-host
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) .debs-test lint typecheck
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	EDGECLOUD_TEST_SKIP_PG=1 $(BIN)/pytest -q -x
+
+bench: $(STAMP) .debs-test
+	$(BIN)/python bench/api.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
