@@ -58,11 +58,6 @@ def serve(settings: Settings, *, local_host: bool = False) -> None:
     """Start the front-end in the foreground; print the URL (and new credentials) first."""
     configure(settings.log_format, settings.log_level)
     store, password = prepare_store(settings)
-    if local_host:
-        with store.write() as session:
-            local = register_local_host(session)
-        if local is not None:
-            print(f"  registered this machine as host {local.id} '{local.name}'", file=sys.stdout)
     host, port = settings.host_port
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     out = sys.stdout
@@ -73,6 +68,11 @@ def serve(settings: Settings, *, local_host: bool = False) -> None:
     if password is not None:
         print(f"  first start: created user '{ADMIN_NAME}' with password: {password}", file=out)
         print("  (shown once; it is also in the credentials file, mode 0600)", file=out)
+    if local_host:
+        with store.write() as session:
+            local = register_local_host(session)
+        if local is not None:
+            print(f"  registered this machine as host {local.id} '{local.name}'", file=out)
     print(f"  try:  EDGECLOUD_URL={url} edgecloud host list", file=out, flush=True)
     app = create_app(settings, store)
     # Everything loaded so far lives as long as the process: keep the collector off it.
