@@ -15,9 +15,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def frontend(home: Path, db_url: str) -> Iterator[RunningFrontEnd]:
+def frontend_settings() -> dict[str, object]:
+    """Return settings a test module wants (override in the module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def frontend(
+    home: Path, db_url: str, frontend_settings: dict[str, object]
+) -> Iterator[RunningFrontEnd]:
     """Serve a front-end on a fresh store for the module's tests."""
-    with serve_frontend(home, db_url) as running:
+    with serve_frontend(home, db_url, **frontend_settings) as running:
         yield running
 
 

@@ -10,8 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from edgecloud.client import Client
 from tests.support.frontend import RunningFrontEnd
 
-# Calls that would lock the fuzzer out of the API it is fuzzing (new password, revoked token).
-LOCKOUTS = {("POST", "/api/v1/users/{obj_id}/password"), ("POST", "/api/v1/logout")}
+# Calls that would lock the fuzzer out of the API it is fuzzing (new password, revoked token),
+# and the event stream, which answers by never ending (tested in test_events.py).
+LOCKOUTS = {
+    ("POST", "/api/v1/users/{obj_id}/password"),
+    ("POST", "/api/v1/logout"),
+    ("GET", "/api/v1/events"),
+}
 EXAMPLES_PER_OPERATION = 12
 
 

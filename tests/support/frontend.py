@@ -40,7 +40,7 @@ def serve_frontend(home: Path, db_url: str = "", **overrides: object) -> Iterato
     settings = load_settings(home=home, db=db_url, bind="127.0.0.1:0", **overrides)
     store, _ = prepare_store(settings)
     app = create_app(settings, store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="edgecloud-test-frontend", daemon=True)
     thread.start()

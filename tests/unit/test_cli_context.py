@@ -110,6 +110,8 @@ def host_data(obj_id: int, name: str, **fields: Any) -> dict[str, Any]:
         "used_memory_mb": 1024,
         "running_vms": 1,
         "last_seen": None,
+        "free_disk_mb": 0,
+        "fenced": False,
     }
     return owned(obj_id, name, **(host | fields))
 

@@ -28,14 +28,20 @@ class ClusterCreate(Body):
     name: Name
     reserved_cpu: Cpu = 0.0
     reserved_memory_mb: Mib = 0
+    recreate_on_host_failure: bool = Field(
+        default=False, description="recreate the VMs of a failed host on other hosts"
+    )
+    host_failure_grace: int = Field(default=60, ge=0, le=86_400, description="seconds")
     template: TemplateIn = Field(default_factory=dict)
 
 
 class ClusterUpdate(Body):
-    """Change a cluster's reservations or attributes."""
+    """Change a cluster's reservations, failure policy or attributes."""
 
     reserved_cpu: Cpu | None = None
     reserved_memory_mb: Mib | None = None
+    recreate_on_host_failure: bool | None = None
+    host_failure_grace: int | None = Field(default=None, ge=0, le=86_400)
     template: TemplateIn | None = None
     version: int | None = None
 
@@ -45,6 +51,8 @@ class Cluster(Ownership):
 
     reserved_cpu: float
     reserved_memory_mb: int
+    recreate_on_host_failure: bool = False
+    host_failure_grace: int = 60
     host_ids: list[int] = Field(default_factory=list)
     datastore_ids: list[int] = Field(default_factory=list)
     vnet_ids: list[int] = Field(default_factory=list)
@@ -90,6 +98,8 @@ class Host(Ownership):
     used_memory_mb: int
     running_vms: int
     last_seen: int | None
+    free_disk_mb: int = 0
+    fenced: bool = Field(default=False, description="failed; its VMs were recreated elsewhere")
 
 
 DatastoreKind = Literal["image", "system", "file"]

@@ -41,6 +41,13 @@ VM_STATE: dict[str, int] = {name: num for num, name in VM_STATES.items()}
 LCM_STATE: dict[str, int] = {name: num for num, name in LCM_STATES.items()}
 
 
+def state_label(state: int, lcm_state: int) -> str:
+    """Name a (STATE, LCM_STATE) pair the way OpenNebula's CLI shows it: ACTIVE/RUNNING, DONE."""
+    if state == VM_STATE["ACTIVE"]:
+        return f"ACTIVE/{lcm_state_name(lcm_state)}"
+    return vm_state_name(state)
+
+
 def vm_state_name(state: int) -> str:
     """Return the name of a STATE number."""
     return VM_STATES.get(state, f"STATE_{state}")

@@ -178,6 +178,8 @@ class Vm(Ownership):
     cluster_id: int | None
     deploy_id: str
     updated_at: int
+    error: str = Field(default="", description="why the last action failed, or why it waits")
+    resched: bool = False
     user_template: dict[str, Any] = Field(default_factory=dict)
     nics: list[Nic] = Field(default_factory=list)
 

@@ -20,6 +20,7 @@ from edgecloud.cli.nouns import (
     updated,
 )
 from edgecloud.cli.output import mib, number, print_list, report, when
+from edgecloud.cli.wait import normalise, wait_for
 from edgecloud.client.resources import Vms
 
 PAGE_SIZE = 1000
@@ -128,6 +129,10 @@ def create(
     hold: Annotated[
         bool, typer.Option("--hold", help="Keep the VM on hold (not scheduled).")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until it runs (or fails), showing its state.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600.0,
 ) -> None:
     """Create a VM from a template file, or from a stored template (--file then overrides)."""
     if file is None and template_id is None:
@@ -135,7 +140,24 @@ def create(
     template = read_template(file)
     state, vms = VM.of(ctx)
     vm = vms.create(name=name, template_id=template_id, hold=hold or None, template=template)
+    if wait and not hold:
+        vm = wait_for(vms, vm.id, {"ACTIVE/RUNNING"}, timeout=timeout, quiet=False)
     created(state, "vm", vm)
+
+
+@app.command("wait")
+def wait_command(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    state_names: Annotated[
+        str, typer.Option("--state", help="State(s) to wait for, e.g. RUNNING or POWEROFF,DONE.")
+    ] = "RUNNING",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 600.0,
+) -> None:
+    """Wait until a VM reaches a state (follows the event stream; no polling)."""
+    state, vms = VM.of(ctx)
+    vm = wait_for(vms, obj_id, normalise(state_names), timeout=timeout, quiet=False)
+    report(state.output, vm, f"vm {obj_id}: {vm_state(vm.state, vm.lcm_state)}")
 
 
 @app.command("update")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,35 @@ class Client:
     def version(self) -> common.Version:
         """Return the front-end's version."""
         return common.Version.model_validate(self.request("GET", "/version"))
+
+    def events(
+        self,
+        *,
+        kind: str | None = None,
+        obj_id: int | None = None,
+        owner_id: int | None = None,
+        timeout: float | None = None,
+    ) -> Generator[dict[str, Any], None, None]:
+        """Yield state changes as they happen (Server-Sent Events), until `timeout` of silence.
+
+        The first item is {"kind": "connected"}: from then on no change is missed.
+        """
+        params = {
+            k: v
+            for k, v in {"kind": kind, "obj_id": obj_id, "owner_id": owner_id}.items()
+            if v is not None
+        }
+        with self.http.stream(
+            "GET", "/events", params=params, timeout=httpx.Timeout(10.0, read=timeout)
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            for line in response.iter_lines():
+                if line == ": connected":
+                    yield {"kind": "connected"}
+                elif line.startswith("data: "):
+                    yield json.loads(line[6:])
 
     def me(self) -> identity.User:
         """Return the authenticated user."""

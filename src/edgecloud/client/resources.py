@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+import httpx
 from pydantic import BaseModel
 
 from edgecloud.api import identity, infra, network, workload
+from edgecloud.api.states import state_label
 
 if TYPE_CHECKING:
     from edgecloud.client.client import Client
@@ -162,6 +165,45 @@ class Vms(Owned[workload.Vm]):
         body = _clean({"action": action, **options})
         data = self.client.request("POST", f"{self.path}/{obj_id}/actions", json=body)
         return workload.VmActionAccepted.model_validate(data)
+
+    def wait(
+        self,
+        obj_id: int,
+        states: Collection[str],
+        *,
+        timeout: float = 300.0,
+        on_change: Callable[[workload.Vm], None] | None = None,
+    ) -> workload.Vm:
+        """Wait until the VM is in one of `states` ("ACTIVE/RUNNING", "POWEROFF", ...).
+
+        Follows the event stream rather than polling; the state is read again after each
+        event, and once before waiting, so no change is missed.
+        """
+        deadline = time.monotonic() + timeout
+        events = self.client.events(kind="vm", obj_id=obj_id, timeout=min(timeout, 20.0))
+        try:
+            next(events)  # subscribed: a change after this read is not lost
+            vm = self.get(obj_id)
+            while True:
+                if on_change is not None:
+                    on_change(vm)
+                if state_label(vm.state, vm.lcm_state) in states:
+                    return vm
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"VM {obj_id} is {state_label(vm.state, vm.lcm_state)} after {timeout:g}s"
+                    )
+                try:
+                    next(events)
+                except (StopIteration, httpx.ReadTimeout):
+                    events.close()
+                    events = self.client.events(
+                        kind="vm", obj_id=obj_id, timeout=min(timeout, 20.0)
+                    )
+                    next(events)
+                vm = self.get(obj_id)
+        finally:
+            events.close()
 
     def history(self, obj_id: int) -> list[workload.HistoryRecord]:
         """Return what happened to the VM."""

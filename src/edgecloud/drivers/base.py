@@ -37,13 +37,35 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True)
+class HostRef:
+    """The host a driver acts on: its name, address and template attributes."""
+
+    id: int
+    name: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What a probe of a host found."""
+
+    total_cpu: float
+    total_memory_mb: int
+    used_cpu: float = 0.0
+    used_memory_mb: int = 0
+    free_disk_mb: int = 0
+    hypervisors: tuple[str, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class GuestSpec:
-    """What a hypervisor needs to start a guest: the VM's validated template and placement."""
+    """What a hypervisor needs to start a guest: the VM's validated template and identity."""
 
     vm_id: int
     name: str
     template: Mapping[str, Any]
-    host: str
+    deploy_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,24 +73,57 @@ class GuestStatus:
     """What a hypervisor reports about one guest."""
 
     deploy_id: str
-    state: str  # running | paused | stopped | missing
+    vm_id: int
+    state: str  # running | paused | saved | stopped | missing
     figures: Mapping[str, float] = field(default_factory=dict)
+
+
+class HostUnreachable(Exception):
+    """The host did not answer (network, SSH, or the host is down)."""
+
+
+class DriverError(Exception):
+    """A driver action failed on the host; the message says why."""
 
 
 @runtime_checkable
 class Hypervisor(Protocol):
-    """Starts, stops and watches guests on a host."""
+    """Starts, stops and watches guests on a host. Every action is idempotent."""
 
-    def deploy(self, spec: GuestSpec) -> str:
-        """Start a guest; return its deploy id."""
+    def probe(self, host: HostRef) -> HostFacts:
+        """Report the host's capacity and usage; raise HostUnreachable if it is down."""
         ...
 
-    def shutdown(self, deploy_id: str, *, hard: bool) -> None:
-        """Stop a guest (ACPI first unless hard)."""
+    def deploy(self, host: HostRef, spec: GuestSpec) -> str:
+        """Start a guest (or find it already started); return its deploy id."""
         ...
 
-    def poll(self, deploy_id: str) -> GuestStatus:
-        """Report a guest's state."""
+    def shutdown(self, host: HostRef, deploy_id: str, *, hard: bool) -> None:
+        """Stop a guest (ACPI first unless hard); a missing guest is already stopped."""
+        ...
+
+    def reboot(self, host: HostRef, deploy_id: str, *, hard: bool) -> None:
+        """Reboot a guest (reset when hard)."""
+        ...
+
+    def save(self, host: HostRef, deploy_id: str) -> None:
+        """Save a guest's memory to the host's system datastore and stop it."""
+        ...
+
+    def restore(self, host: HostRef, deploy_id: str) -> None:
+        """Start a saved guest from its memory image."""
+        ...
+
+    def cleanup(self, host: HostRef, deploy_id: str) -> None:
+        """Remove what is left of a guest on the host."""
+        ...
+
+    def poll(self, host: HostRef, deploy_id: str) -> GuestStatus:
+        """Report one guest's state (state "missing" when the host does not know it)."""
+        ...
+
+    def poll_all(self, host: HostRef) -> list[GuestStatus]:
+        """Report every guest the host runs."""
         ...
 
 
@@ -76,7 +131,7 @@ class Hypervisor(Protocol):
 class LiveMigration(Protocol):
     """An optional ability: move a running guest to another host."""
 
-    def migrate_live(self, deploy_id: str, target_host: str) -> None:
+    def migrate_live(self, host: HostRef, deploy_id: str, target: HostRef) -> None:
         """Move the guest without stopping it."""
         ...
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,12 +14,15 @@ from fastapi.responses import HTMLResponse
 
 from edgecloud import __version__
 from edgecloud.server.auth.authn import Authenticator
+from edgecloud.server.background import build
 from edgecloud.server.bootstrap import bootstrap
 from edgecloud.server.config import Settings
 from edgecloud.server.db.engine import Store, open_store
 from edgecloud.server.db.migrate import upgrade
+from edgecloud.server.events import EventBus
+from edgecloud.server.metrics import Metrics
 from edgecloud.server.middleware import BodyLimit, RequestContext
-from edgecloud.server.rest import errors, identity, infra, network, workload
+from edgecloud.server.rest import errors, identity, infra, network, watch, workload
 from edgecloud.server.rest.deps import FrontEnd, PrincipalDep
 
 log = logging.getLogger("edgecloud.server")
@@ -32,11 +38,28 @@ def prepare_store(settings: Settings) -> tuple[Store, str | None]:
     return store, password
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
-    """Return the ASGI app serving the REST API (and, later, XML-RPC and the console)."""
+def create_app(
+    settings: Settings, store: Store | None = None, *, background: bool = True
+) -> FastAPI:
+    """Return the ASGI app serving the REST API; its lifespan runs the background loops."""
     if store is None:
         store, _ = prepare_store(settings)
+    events = EventBus()
+    metrics = Metrics(store)
+    loops = build(settings, store, events, metrics) if background else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if loops is not None:
+            loops.start()
+        try:
+            yield
+        finally:
+            if loops is not None:
+                await asyncio.to_thread(loops.stop)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="edgecloud",
         version=__version__,
         description="One front-end for many edge clusters of VMs and containers.",
@@ -45,16 +68,21 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.frontend = FrontEnd(
-        settings=settings, store=store, authenticator=Authenticator(settings.auth_cache_seconds)
+        settings=settings,
+        store=store,
+        authenticator=Authenticator(settings.auth_cache_seconds),
+        events=events,
+        metrics=metrics,
+        background=loops,
     )
     errors.install(app)
     # One level of routers under the app: every extra level is another linear route scan.
-    for module in (workload, infra, network, identity):
+    for module in (workload, infra, network, identity, watch):
         for router in module.routers():
             app.include_router(router, prefix=API_PREFIX)
     _docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, observe=metrics.observe_api)
     return app
 
 

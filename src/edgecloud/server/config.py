@@ -33,6 +33,17 @@ class Settings(BaseModel):
     db_pool_size: int = Field(default=16, ge=1)
     # Seconds a front-end process trusts an Authorization header it has checked (0: never).
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Lifecycle: worker threads running operations, and the lease a worker holds on one.
+    workers: int = Field(default=8, ge=1, le=256)
+    lease_seconds: float = Field(default=10.0, gt=0)
+    scheduler_policy: Literal["striping", "packing", "load-aware", "fixed"] = "striping"
+    scheduler_interval: float = Field(default=1.0, gt=0)
+    # Monitoring: seconds between probes; missed probes before a host is ERROR; retention.
+    monitor_interval: float = Field(default=10.0, gt=0)
+    host_error_after: int = Field(default=3, ge=1)
+    monitoring_retention_seconds: int = Field(default=86_400, ge=60)
+    # Where the fake hypervisor keeps its pretend hosts (empty: $home/fake-hosts).
+    fake_state_dir: str = ""
 
     @property
     def db_url(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,9 +19,12 @@ access_log = logging.getLogger("edgecloud.access")
 class RequestContext:
     """Give every request an id (X-Request-Id, kept if the client sent a sane one) and log it."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        """Wrap `app`."""
+    def __init__(
+        self, app: ASGIApp, observe: Callable[[str, str, int, float], None] | None = None
+    ) -> None:
+        """Wrap `app`; `observe(method, route, status, seconds)` records latency."""
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request."""
@@ -43,6 +47,9 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if self.observe is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.observe(scope["method"], route, status, time.perf_counter() - start)
             access_log.info(
                 "%s %s %s",
                 scope["method"],

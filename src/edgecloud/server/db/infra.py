@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edgecloud.server.db.base import Base, Epoch, Owned
@@ -15,6 +15,9 @@ class Cluster(Owned, Base):
     __table_args__ = (UniqueConstraint("name"),)
     reserved_cpu: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     reserved_memory_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Host failure policy: recreate the VMs of a host in ERROR after a grace period.
+    recreate_on_host_failure: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    host_failure_grace: Mapped[int] = mapped_column(Integer, nullable=False, default=60)
 
 
 class Host(Owned, Base):
@@ -31,6 +34,12 @@ class Host(Owned, Base):
     used_memory_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     running_vms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_seen: Mapped[int | None] = mapped_column(Epoch, nullable=True)
+    free_disk_mb: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    missed_probes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error_since: Mapped[int | None] = mapped_column(Epoch, nullable=True)
+    # Set when the host failed and its VMs were recreated elsewhere: they must never be
+    # resumed here. Cleared by an admin re-enabling the host.
+    fenced: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
 
 class Datastore(Owned, Base):

@@ -5,11 +5,13 @@ from edgecloud.server.db.identity import AclRuleRow, Group, Quota, Token, User, 
 from edgecloud.server.db.infra import Cluster, ClusterDatastore, ClusterVnet, Datastore, Host
 from edgecloud.server.db.network import AddressRange, Lease, SecurityGroup, Vnet
 from edgecloud.server.db.workload import (
+    HostSample,
     Image,
     Operation,
     OperationStep,
     Vm,
     VmHistory,
+    VmSample,
     VmTemplate,
 )
 
@@ -23,6 +25,7 @@ __all__ = [
     "Datastore",
     "Group",
     "Host",
+    "HostSample",
     "Image",
     "Lease",
     "Operation",
@@ -35,6 +38,7 @@ __all__ = [
     "UserGroup",
     "Vm",
     "VmHistory",
+    "VmSample",
     "VmTemplate",
     "Vnet",
     "now",

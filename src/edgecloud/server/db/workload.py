@@ -67,6 +67,10 @@ class Vm(Owned, Base):
     user_template: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
     updated_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=0)
     ended_at: Mapped[int | None] = mapped_column(Epoch, nullable=True)
+    error: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    resched: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Set while a STOPPED or UNDEPLOYED VM waits in PENDING to be resumed on a host.
+    resume_from: Mapped[str] = mapped_column(String(16), nullable=False, default="")
 
 
 class VmHistory(Base):
@@ -100,6 +104,10 @@ class Operation(Versioned, Base):
     params: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
     error: Mapped[str] = mapped_column(Text, nullable=False, default="")
     updated_at: Mapped[int] = mapped_column(Epoch, nullable=False, default=0)
+    # Which front-end worker runs it, until when; an expired lease means its worker died.
+    claimed_by: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    lease_until: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    ended_at: Mapped[int | None] = mapped_column(Epoch, nullable=True)
 
 
 class OperationStep(Base):
@@ -117,3 +125,29 @@ class OperationStep(Base):
     error: Mapped[str] = mapped_column(Text, nullable=False, default="")
     started_at: Mapped[int | None] = mapped_column(Epoch, nullable=True)
     ended_at: Mapped[int | None] = mapped_column(Epoch, nullable=True)
+
+
+class HostSample(Base):
+    """Monitoring figures of a host at one time (kept for the retention window)."""
+
+    __tablename__ = "host_samples"
+    __table_args__ = (Index("ix_host_samples_host_at", "host_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    at: Mapped[int] = mapped_column(Epoch, nullable=False, index=True)
+    used_cpu: Mapped[float] = mapped_column(Float, nullable=False)
+    used_memory_mb: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class VmSample(Base):
+    """Monitoring figures of a VM at one time (kept for the retention window)."""
+
+    __tablename__ = "vm_samples"
+    __table_args__ = (Index("ix_vm_samples_vm_at", "vm_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vm_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    at: Mapped[int] = mapped_column(Epoch, nullable=False, index=True)
+    cpu: Mapped[float] = mapped_column(Float, nullable=False)
+    memory_mb: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    net_rx: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    net_tx: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from edgecloud.api.common import MAX_ID, Chmod, Chown, ErrorBody, Page
 from edgecloud.server.auth.access import Principal
-from edgecloud.server.rest.deps import FrontEndDep, ListQueryDep, PrincipalDep
+from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, ListQueryDep, PrincipalDep
 from edgecloud.server.services.objects import ListQuery
 from edgecloud.server.services.resource import OwnedResource
 
@@ -76,7 +76,7 @@ def crud_router(
     update: type[BaseModel],
     filters: Callable[..., dict[str, Any]] | None = None,
     with_list: bool = True,
-    identity: bool = False,
+    after_write: Callable[[FrontEnd], None] | None = None,
 ) -> APIRouter:
     """Build the standard routes of one resource kind."""
     read = service.read_type
@@ -91,7 +91,10 @@ def crud_router(
 
     def do_create(frontend: FrontEndDep, principal: PrincipalDep, body: Any) -> Any:
         with frontend.store.write() as session:
-            return service.create(session, principal, body)
+            out = service.create(session, principal, body)
+        if after_write is not None:
+            after_write(frontend)
+        return out
 
     def do_get(
         frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, response: Response
@@ -104,15 +107,15 @@ def crud_router(
     def do_update(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: Any) -> Any:
         with frontend.store.write() as session:
             out = service.update(session, principal, obj_id, body)
-        if identity:
-            frontend.authenticator.cache.clear()
+        if after_write is not None:
+            after_write(frontend)
         return out
 
     def do_delete(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath) -> Response:
         with frontend.store.write() as session:
             service.delete(session, principal, obj_id)
-        if identity:
-            frontend.authenticator.cache.clear()
+        if after_write is not None:
+            after_write(frontend)
         return Response(status_code=204)
 
     if with_list:

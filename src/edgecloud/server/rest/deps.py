@@ -11,18 +11,29 @@ from starlette.concurrency import run_in_threadpool
 from edgecloud.api.common import MAX_ID
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.auth.authn import Authenticator
+from edgecloud.server.background import Background
 from edgecloud.server.config import Settings
 from edgecloud.server.db.engine import Store
+from edgecloud.server.events import EventBus
+from edgecloud.server.metrics import Metrics
 from edgecloud.server.services.objects import DEFAULT_PAGE, MAX_PAGE, ListQuery
 
 
 @dataclass
 class FrontEnd:
-    """What request handlers share: settings, the store, the authenticator."""
+    """What request handlers share: settings, store, authenticator, events, background loops."""
 
     settings: Settings
     store: Store
     authenticator: Authenticator
+    events: EventBus
+    metrics: Metrics
+    background: Background | None = None
+
+    def wake(self) -> None:
+        """Tell the background loops that there is new work."""
+        if self.background is not None:
+            self.background.wake()
 
 
 async def get_frontend(request: Request) -> FrontEnd:

@@ -9,7 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -69,6 +69,15 @@ async def stale_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def busy_error(request: Request, exc: Exception) -> Response:
+    """Two writers collided (deadlock, serialisation, a locked SQLite file): try again."""
+    text = str(exc).lower()
+    if not any(w in text for w in ("deadlock", "could not serialize", "database is locked")):
+        raise exc
+    log.warning("store busy: %s", exc)
+    return _body(request, 409, "conflict", "the store was busy with a conflicting change; retry")
+
+
 async def data_error(request: Request, exc: Exception) -> Response:
     """A value the database cannot store (out of range, bad encoding)."""
     log.warning("data error: %s", exc)
@@ -83,3 +92,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(StaleDataError, stale_error)
     app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(OperationalError, busy_error)

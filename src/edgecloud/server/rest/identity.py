@@ -26,10 +26,18 @@ def routers() -> list[APIRouter]:
     """Return the routers of this module."""
     auth = APIRouter(tags=["auth"], responses=ERRORS)
     user_router = crud_router(
-        USERS, path="/users", create=wire.UserCreate, update=wire.UserUpdate, identity=True
+        USERS,
+        path="/users",
+        create=wire.UserCreate,
+        update=wire.UserUpdate,
+        after_write=_forget_principals,
     )
     group_router = crud_router(
-        GROUPS, path="/groups", create=wire.GroupCreate, update=wire.GroupUpdate, identity=True
+        GROUPS,
+        path="/groups",
+        create=wire.GroupCreate,
+        update=wire.GroupUpdate,
+        after_write=_forget_principals,
     )
     acl_router = APIRouter(prefix="/acls", tags=["acls"], responses=ERRORS)
 
@@ -146,6 +154,10 @@ def routers() -> list[APIRouter]:
         return Response(status_code=204)
 
     return [auth, user_router, group_router, acl_router]
+
+
+def _forget_principals(frontend: FrontEnd) -> None:
+    frontend.authenticator.cache.clear()
 
 
 @contextmanager

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Response
 
 from edgecloud.api import workload as wire
 from edgecloud.api.common import Page
+from edgecloud.server.auth.permissions import parse_perms
 from edgecloud.server.rest.crud import ERRORS, IdPath, crud_router
-from edgecloud.server.rest.deps import FrontEndDep, IdQuery, ListQueryDep, PrincipalDep
+from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, IdQuery, ListQueryDep, PrincipalDep
 from edgecloud.server.services import operations
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
@@ -53,7 +54,12 @@ def routers() -> list[APIRouter]:
         templates, path="/templates", create=wire.VmTemplateCreate, update=wire.VmTemplateUpdate
     )
     vm_router = crud_router(
-        vms, path="/vms", create=wire.VmCreate, update=wire.VmUpdate, with_list=False
+        vms,
+        path="/vms",
+        create=wire.VmCreate,
+        update=wire.VmUpdate,
+        with_list=False,
+        after_write=FrontEnd.wake,
     )
     op_router = APIRouter(prefix="/operations", tags=["operations"], responses=ERRORS)
 
@@ -70,7 +76,9 @@ def routers() -> list[APIRouter]:
             name=body.name, template_id=obj_id, hold=body.hold, template=body.template
         )
         with frontend.store.write() as session:
-            return vms.create(session, principal, create)
+            out = vms.create(session, principal, create)
+        frontend.wake()
+        return out
 
     @vm_router.get(
         "",
@@ -109,7 +117,21 @@ def routers() -> list[APIRouter]:
         frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.VmAction
     ) -> wire.VmActionAccepted:
         with frontend.store.write() as session:
-            return vms.act(session, principal, obj_id, body)
+            out = vms.act(session, principal, obj_id, body)
+        frontend.wake()
+        vm = out.vm
+        frontend.events.publish(
+            "vm",
+            vm.id,
+            vm.owner_id,
+            vm.group_id,
+            state=vm.state,
+            lcm_state=vm.lcm_state,
+            host_id=vm.host_id,
+            error=vm.error,
+            perms=parse_perms(vm.permissions),
+        )
+        return out
 
     @vm_router.get(
         "/{obj_id}/history", response_model=list[wire.HistoryRecord], summary="What happened to it"

@@ -29,6 +29,8 @@ class Clusters(OwnedResource[Cluster, wire.ClusterCreate, wire.ClusterUpdate, wi
             name=body.name,
             reserved_cpu=body.reserved_cpu,
             reserved_memory_mb=body.reserved_memory_mb,
+            recreate_on_host_failure=body.recreate_on_host_failure,
+            host_failure_grace=body.host_failure_grace,
             template=parse_template_input(body.template),
         )
 
@@ -40,6 +42,10 @@ class Clusters(OwnedResource[Cluster, wire.ClusterCreate, wire.ClusterUpdate, wi
             row.reserved_cpu = body.reserved_cpu
         if body.reserved_memory_mb is not None:
             row.reserved_memory_mb = body.reserved_memory_mb
+        if body.recreate_on_host_failure is not None:
+            row.recreate_on_host_failure = body.recreate_on_host_failure
+        if body.host_failure_grace is not None:
+            row.host_failure_grace = body.host_failure_grace
         if body.template is not None:
             row.template = parse_template_input(body.template)
 
@@ -56,6 +62,8 @@ class Clusters(OwnedResource[Cluster, wire.ClusterCreate, wire.ClusterUpdate, wi
         return {
             "reserved_cpu": row.reserved_cpu,
             "reserved_memory_mb": row.reserved_memory_mb,
+            "recreate_on_host_failure": row.recreate_on_host_failure,
+            "host_failure_grace": row.host_failure_grace,
             "host_ids": list(session.scalars(select(Host.id).where(Host.cluster_id == row.id))),
             "datastore_ids": list(
                 session.scalars(

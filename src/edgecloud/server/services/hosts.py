@@ -72,6 +72,8 @@ class Hosts(OwnedResource[Host, wire.HostCreate, wire.HostUpdate, wire.Host]):
             "used_memory_mb": row.used_memory_mb,
             "running_vms": row.running_vms,
             "last_seen": row.last_seen,
+            "free_disk_mb": row.free_disk_mb,
+            "fenced": row.fenced,
         }
 
     def filters(self, params: dict[str, Any]) -> list[ColumnElement[bool]]:
@@ -93,6 +95,9 @@ class Hosts(OwnedResource[Host, wire.HostCreate, wire.HostUpdate, wire.Host]):
             "disabled": HOST_STATE["DISABLED"],
             "offline": HOST_STATE["OFFLINE"],
         }[body.status]
+        if body.status == "enabled":
+            row.fenced = False  # the admin vouches for it again after a failure
+            row.missed_probes, row.error_since = 0, None
         session.flush()
         return self.to_wire(session, row)
 

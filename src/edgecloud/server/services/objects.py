@@ -86,7 +86,9 @@ def load(
     lock: bool = False,
 ) -> M:
     """Fetch an object the caller may see, or raise NotFound / Forbidden."""
-    row = session.get(model, obj_id, with_for_update=lock or None)
+    # Changes lock the row (PostgreSQL; SQLite writers are serialised already), so an
+    # update made by a background loop meanwhile waits instead of failing as stale.
+    row = session.get(model, obj_id, with_for_update=(lock or right != "USE") or None)
     label = kind.lower() if kind != "NET" else "vnet"
     if row is None:
         raise NotFound(f"{label} {obj_id} does not exist", field="id")

@@ -25,8 +25,9 @@ def start(
     object_id: int,
     owner_id: int,
     params: dict[str, Any],
+    steps: list[str] | None = None,
 ) -> Operation:
-    """Record a new pending operation."""
+    """Record a new pending operation and its steps."""
     ts = now()
     op = Operation(
         kind=kind,
@@ -40,6 +41,8 @@ def start(
     )
     session.add(op)
     session.flush()
+    for seq, name in enumerate(steps or []):
+        session.add(OperationStep(operation_id=op.id, seq=seq, name=name, state="pending"))
     return op
 
 

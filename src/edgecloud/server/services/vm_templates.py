@@ -10,6 +10,7 @@ from edgecloud.api import workload as wire
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.db.models import VmTemplate
 from edgecloud.server.errors import InvalidInput
+from edgecloud.server.scheduler.expressions import check_expressions
 from edgecloud.server.services.objects import parse_template_input
 from edgecloud.server.services.resource import OwnedResource
 from edgecloud.server.services.vm_template import validate_vm_template
@@ -17,7 +18,9 @@ from edgecloud.server.services.vm_template import validate_vm_template
 
 def checked_template(value: dict[str, Any] | str, *, field: str = "template") -> dict[str, Any]:
     """Parse and validate a VM template body without filling defaults."""
-    return validate_vm_template(parse_template_input(value, field=field), defaults=False)
+    attrs = validate_vm_template(parse_template_input(value, field=field), defaults=False)
+    check_expressions(attrs)
+    return attrs
 
 
 class VmTemplates(

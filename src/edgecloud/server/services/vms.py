@@ -13,6 +13,7 @@ from edgecloud.api.states import lcm_state_name, vm_state_name
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.db.models import Image, Vm, VmHistory, VmTemplate, Vnet, now
 from edgecloud.server.errors import InvalidInput
+from edgecloud.server.scheduler.expressions import check_expressions
 from edgecloud.server.services import ipam, objects, operations, quotas
 from edgecloud.server.services.objects import ListQuery, load, parse_template_input
 from edgecloud.server.services.resource import OwnedResource
@@ -94,7 +95,9 @@ class Vms(OwnedResource[Vm, wire.VmCreate, wire.VmUpdate, wire.Vm]):
             tpl = load(session, principal, VmTemplate, "TEMPLATE", template_id, right="USE")
             base = dict(tpl.template)
         overrides = parse_template_input(extra)
-        return validate_vm_template({**base, **overrides}, defaults=True)
+        attrs = validate_vm_template({**base, **overrides}, defaults=True)
+        check_expressions(attrs)  # a bad SCHED_REQUIREMENTS is a 4xx now, not a stuck VM later
+        return attrs
 
     def change(self, session: Session, principal: Principal, row: Vm, body: wire.VmUpdate) -> None:
         """Rename the VM or replace its user attributes."""
@@ -125,6 +128,8 @@ class Vms(OwnedResource[Vm, wire.VmCreate, wire.VmUpdate, wire.Vm]):
             "cluster_id": row.cluster_id,
             "deploy_id": row.deploy_id,
             "updated_at": row.updated_at,
+            "error": row.error,
+            "resched": row.resched,
             "user_template": row.user_template,
             "nics": _nics(row),
         }

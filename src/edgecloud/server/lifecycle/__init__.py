@@ -1,0 +1,1 @@
+"""The VM lifecycle: state machine plans, the operation engine, placement."""

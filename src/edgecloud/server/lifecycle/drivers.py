@@ -1,0 +1,45 @@
+"""The drivers the lifecycle uses, built from the registry by each host's hypervisor kind."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from edgecloud.drivers import registry
+from edgecloud.drivers.base import HostRef, Hypervisor
+from edgecloud.server.db.models import Host
+
+
+class Drivers:
+    """Builds each driver once, with the options the front-end's settings give it."""
+
+    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Keep per-driver options, e.g. {"fake": {"state_dir": ...}}."""
+        self._options = dict(options or {})
+        self._built: dict[str, Hypervisor] = {}
+        self._lock = threading.Lock()
+
+    def hypervisor(self, kind: str) -> Hypervisor:
+        """Return the hypervisor driver for a host kind; LookupError names what exists."""
+        with self._lock:
+            driver = self._built.get(kind)
+            if driver is None:
+                driver = registry.create("hypervisor", kind, **self._options.get(kind, {}))
+                self._built[kind] = driver
+            return driver
+
+    def available(self, kind: str) -> bool:
+        """Tell whether this build has a driver for `kind`."""
+        return kind in registry.available("hypervisor")
+
+
+def host_ref(host: Host) -> HostRef:
+    """Return what a driver needs to know about a host (its template, and declared capacity)."""
+    attributes: dict[str, Any] = {}
+    if host.total_cpu > 0:
+        attributes["CPU"] = str(host.total_cpu)
+    if host.total_memory_mb > 0:
+        attributes["MEMORY"] = str(host.total_memory_mb)
+    attributes.update(host.template)
+    return HostRef(id=host.id, name=host.name, attributes=attributes)

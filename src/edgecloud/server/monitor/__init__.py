@@ -1,0 +1,1 @@
+"""Host and VM monitoring: probes, heartbeats, reconciliation, failure policy, metrics."""

@@ -1,0 +1,257 @@
+"""The monitor: probes hosts, reconciles what they run with the store, applies failure policy.
+
+Each round asks every monitored host for its facts and its guests (through its
+hypervisor driver), then writes what it learned in one unit of work:
+- a host that answers is MONITORED, with fresh capacity and a monitoring sample;
+- a host that misses `error_after` probes in a row goes ERROR and its running VMs UNKNOWN;
+- a running VM whose guest is gone goes POWEROFF (as OpenNebula does), an UNKNOWN VM
+  whose guest answers again goes back to RUNNING;
+- in a cluster with "recreate on host failure", the VMs of a host that stayed in ERROR
+  for the grace period are fenced off it and queued to be placed elsewhere; when the
+  host comes back, their old guests are removed there, never resumed.
+VMs with an operation in progress are left alone: the lifecycle owns them until it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from edgecloud.drivers.base import DriverError, GuestStatus, HostFacts, HostUnreachable
+from edgecloud.server.db.engine import Store
+from edgecloud.server.db.models import Cluster, Host, HostSample, Operation, Vm, VmSample, now
+from edgecloud.server.events import EventBus
+from edgecloud.server.lifecycle import machine
+from edgecloud.server.lifecycle.drivers import Drivers, host_ref
+from edgecloud.server.lifecycle.engine import vm_change
+from edgecloud.server.services.vm_lifecycle import history, requeue
+
+log = logging.getLogger("edgecloud.monitor")
+INIT, MONITORED, ERROR, DISABLED, OFFLINE = 0, 2, 3, 4, 8
+
+
+@dataclass
+class Probe:
+    """What one host answered (or that it did not)."""
+
+    host_id: int
+    facts: HostFacts | None = None
+    guests: list[GuestStatus] = field(default_factory=list)
+    error: str = ""
+
+
+class Monitor:
+    """Runs monitoring rounds in a background thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        drivers: Drivers,
+        events: EventBus,
+        *,
+        interval: float = 10.0,
+        error_after: int = 3,
+        retention_seconds: int = 86_400,
+    ) -> None:
+        """Prepare the monitor; nothing runs before start()."""
+        self.store = store
+        self.drivers = drivers
+        self.events = events
+        self.interval = interval
+        self.error_after = error_after
+        self.retention = retention_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.cleaned: list[tuple[int, str]] = []  # (host id, deploy id) removed from fenced hosts
+        self._probed_at = 0
+
+    def start(self) -> None:
+        """Start monitoring rounds."""
+        self._thread = threading.Thread(target=self._loop, name="ec-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("monitoring round failed")
+
+    def run_once(self) -> None:
+        """Probe every host once and write what was found."""
+        with self.store.read() as session:
+            hosts = session.scalars(select(Host).where(Host.state != OFFLINE)).all()
+            targets = [
+                (h.id, h.hypervisor, host_ref(h))
+                for h in hosts
+                if self.drivers.available(h.hypervisor)
+            ]
+        # What a probe says is only as new as the probe: a VM the lifecycle changed since then
+        # (same second included) is left for the next round.
+        self._probed_at = now()
+        probes = [self._probe(host_id, kind, ref) for host_id, kind, ref in targets]
+        changes: list[dict[str, Any]] = []
+        with self.store.write() as session:
+            busy = set(
+                session.scalars(
+                    select(Operation.object_id).where(
+                        Operation.object_type == "VM", Operation.state.in_(("pending", "running"))
+                    )
+                )
+            )
+            for probe in probes:
+                changes += self._apply(session, probe, busy)
+            changes += self._failure_policy(session, busy)
+            self._expire_samples(session)
+        for change in changes:
+            self.events.publish("vm", **change)
+
+    def _probe(self, host_id: int, kind: str, ref: Any) -> Probe:
+        try:
+            driver = self.drivers.hypervisor(kind)
+            return Probe(host_id, driver.probe(ref), driver.poll_all(ref))
+        except (HostUnreachable, DriverError, OSError, TimeoutError) as exc:
+            return Probe(host_id, error=str(exc) or type(exc).__name__)
+
+    def _apply(self, session: Session, probe: Probe, busy: set[int]) -> list[dict[str, Any]]:
+        # VMs are locked before their host, the order every writer follows.
+        placed = session.scalars(
+            select(Vm)
+            .where(Vm.host_id == probe.host_id, Vm.state != 6)
+            .order_by(Vm.id)
+            .with_for_update()
+        ).all()
+        host = session.get(Host, probe.host_id, with_for_update=True, populate_existing=True)
+        if host is None:
+            return []
+        vms = [vm for vm in placed if vm.id not in busy and vm.updated_at < self._probed_at]
+        if probe.facts is None:
+            return self._missed(host, vms, probe.error, session)
+        if host.fenced:
+            self._answered(session, host, probe.facts)
+            self._clean_fenced(host, probe.guests, list(placed))
+            return []
+        changes = self._reconcile(session, vms, probe.guests)
+        self._answered(session, host, probe.facts)
+        return changes
+
+    def _answered(self, session: Session, host: Host, facts: HostFacts) -> None:
+        host.missed_probes, host.error_since, host.last_seen = 0, None, now()
+        if host.state in (INIT, ERROR, 1, 5, 6):
+            host.state = MONITORED
+        host.total_cpu, host.total_memory_mb = facts.total_cpu, facts.total_memory_mb
+        host.free_disk_mb = facts.free_disk_mb
+        session.add(
+            HostSample(
+                host_id=host.id,
+                at=now(),
+                used_cpu=facts.used_cpu,
+                used_memory_mb=facts.used_memory_mb,
+            )
+        )
+
+    def _missed(
+        self, host: Host, vms: list[Vm], error: str, session: Session
+    ) -> list[dict[str, Any]]:
+        host.missed_probes += 1
+        if host.missed_probes < self.error_after:
+            return []
+        if host.state not in (ERROR, DISABLED):
+            log.warning("host %s missed %d probes: %s", host.name, host.missed_probes, error)
+            host.state, host.error_since = ERROR, now()
+        changes = []
+        for vm in vms:
+            if (vm.state, vm.lcm_state) == machine.RUNNING:
+                vm.state, vm.lcm_state = machine.UNKNOWN
+                vm.error, vm.updated_at = f"host {host.name} does not answer: {error}", now()
+                history(session, vm, "monitor: host unreachable", None, error)
+                changes.append(vm_change(vm))
+        return changes
+
+    def _reconcile(
+        self, session: Session, vms: list[Vm], guests: list[GuestStatus]
+    ) -> list[dict[str, Any]]:
+        seen = {g.vm_id: g for g in guests}
+        changes = []
+        for vm in vms:
+            guest = seen.get(vm.id)
+            current = (vm.state, vm.lcm_state)
+            if guest is not None and guest.state == "running":
+                session.add(_sample(vm.id, guest))
+            if current == machine.RUNNING and (guest is None or guest.state != "running"):
+                vm.state, vm.lcm_state = machine.POWEROFF
+                vm.error = "the guest is not running on its host any more"
+                history(session, vm, "monitor: guest gone", None, vm.error)
+            elif current == machine.UNKNOWN and guest is not None and guest.state == "running":
+                vm.state, vm.lcm_state = machine.RUNNING
+                vm.error = ""
+                history(session, vm, "monitor: guest back", None)
+            else:
+                continue
+            vm.updated_at = now()
+            changes.append(vm_change(vm))
+        return changes
+
+    def _clean_fenced(self, host: Host, guests: list[GuestStatus], vms: list[Vm]) -> None:
+        """Remove guests of VMs that were recreated elsewhere: never two copies running."""
+        mine = {vm.id for vm in vms}
+        driver = self.drivers.hypervisor(host.hypervisor)
+        for guest in guests:
+            if guest.vm_id in mine:
+                continue
+            try:
+                driver.cleanup(host_ref(host), guest.deploy_id)
+                self.cleaned.append((host.id, guest.deploy_id))
+            except (HostUnreachable, DriverError) as exc:
+                log.warning(
+                    "could not remove stale guest %s on %s: %s", guest.deploy_id, host.name, exc
+                )
+
+    def _failure_policy(self, session: Session, busy: set[int]) -> list[dict[str, Any]]:
+        changes = []
+        failed = session.scalars(
+            select(Host).where(Host.state == ERROR, Host.fenced.is_(False))
+        ).all()
+        for host in failed:
+            cluster = session.get(Cluster, host.cluster_id)
+            if cluster is None or not cluster.recreate_on_host_failure:
+                continue
+            if host.error_since is None or now() - host.error_since < cluster.host_failure_grace:
+                continue
+            host.fenced = True
+            log.warning("host %s failed: fencing it and recreating its VMs elsewhere", host.name)
+            vms = session.scalars(select(Vm).where(Vm.host_id == host.id, Vm.state != 6)).all()
+            for vm in vms:
+                if vm.id in busy:
+                    continue
+                requeue(session, vm, None, "recreate", f"host {host.name} failed")
+                changes.append(vm_change(vm))
+        return changes
+
+    def _expire_samples(self, session: Session) -> None:
+        cutoff = now() - self.retention
+        session.execute(delete(HostSample).where(HostSample.at < cutoff))
+        session.execute(delete(VmSample).where(VmSample.at < cutoff))
+
+
+def _sample(vm_id: int, guest: GuestStatus) -> VmSample:
+    figures = guest.figures
+    return VmSample(
+        vm_id=vm_id,
+        at=now(),
+        cpu=float(figures.get("cpu", 0.0)),
+        memory_mb=int(figures.get("memory_mb", 0)),
+        net_rx=int(figures.get("net_rx", 0)),
+        net_tx=int(figures.get("net_tx", 0)),
+    )
