@@ -38,6 +38,17 @@ ReservedCpu = Annotated[
 ReservedMemory = Annotated[
     int | None, typer.Option("--reserved-memory", min=0, help="MiB kept back on every host.")
 ]
+Recreate = Annotated[
+    bool | None,
+    typer.Option(
+        "--recreate-on-host-failure/--keep-on-host-failure",
+        help="Recreate the VMs of a failed host on other hosts (and fence it).",
+    ),
+]
+Grace = Annotated[
+    int | None,
+    typer.Option("--failure-grace", min=0, help="Seconds a host stays ERROR before that."),
+]
 MemberId = Annotated[
     int, typer.Argument(metavar="MEMBER_ID", min=0, help="The datastore's or vnet's id.")
 ]
@@ -49,6 +60,8 @@ def create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Cluster name.")],
     reserved_cpu: ReservedCpu = None,
     reserved_memory: ReservedMemory = None,
+    recreate: Recreate = None,
+    grace: Grace = None,
     file: TemplateFile = None,
 ) -> None:
     """Create a cluster."""
@@ -57,6 +70,8 @@ def create(
         name=name,
         reserved_cpu=reserved_cpu,
         reserved_memory_mb=reserved_memory,
+        recreate_on_host_failure=recreate,
+        host_failure_grace=grace,
         template=read_template(file),
     )
     created(state, "cluster", cluster)
@@ -68,12 +83,16 @@ def update(
     obj_id: ObjId,
     reserved_cpu: ReservedCpu = None,
     reserved_memory: ReservedMemory = None,
+    recreate: Recreate = None,
+    grace: Grace = None,
     file: TemplateFile = None,
 ) -> None:
-    """Change a cluster's reservations or attributes."""
+    """Change a cluster's reservations, host failure policy or attributes."""
     body = changes(
         reserved_cpu=reserved_cpu,
         reserved_memory_mb=reserved_memory,
+        recreate_on_host_failure=recreate,
+        host_failure_grace=grace,
         template=read_template(file),
     )
     state, clusters = CLUSTER.of(ctx)
