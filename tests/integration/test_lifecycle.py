@@ -170,7 +170,23 @@ def test_operations_record_steps(admin: Client, fake_hosts: list[int]) -> None:
     assert [(s.name, s.state) for s in op.steps] == [("shutdown", "done"), ("cleanup", "done")]
 
 
-def test_metrics_expose_states_and_latencies(frontend: RunningFrontEnd, admin: Client) -> None:
+def test_monitoring_samples_are_kept(admin: Client, fake_hosts: list[int]) -> None:
+    vm = admin.vms.create(template={"CPU": 2, "MEMORY": 256})
+    wait_vms(admin, [vm.id], lambda s: s == RUNNING)
+    deadline = time.monotonic() + 10
+    while not admin.vms.monitoring(vm.id):
+        assert time.monotonic() < deadline, "no VM samples"
+        time.sleep(0.1)
+    sample = admin.vms.monitoring(vm.id)[-1]
+    assert (sample.cpu, sample.memory_mb) == (2.0, 256) and sample.net_rx >= 0
+    host_samples = admin.hosts.monitoring(admin.vms.get(vm.id).host_id or 0)
+    assert host_samples and host_samples[-1].cpu >= 2.0
+    admin.vms.action(vm.id, "terminate")
+
+
+def test_metrics_expose_states_and_latencies(
+    frontend: RunningFrontEnd, admin: Client, fake_hosts: list[int]
+) -> None:
     import httpx
 
     headers = {"Authorization": admin.http.headers["Authorization"]}

@@ -223,6 +223,16 @@ class Operation(Wire):
     steps: list[OperationStep] = Field(default_factory=list)
 
 
+class Sample(Wire):
+    """Monitoring figures of a host or VM at one time."""
+
+    at: int
+    cpu: float
+    memory_mb: int
+    net_rx: int = 0
+    net_tx: int = 0
+
+
 class VmActionAccepted(Wire):
     """The answer to an action: the VM now, and the operation carrying it out (if any)."""
 

@@ -87,7 +87,13 @@ class Owned(Resource[R]):
 
 
 class Hosts(Owned[infra.Host]):
-    """Hosts, plus enable/disable/offline."""
+    """Hosts, plus enable/disable/offline and monitoring."""
+
+    def monitoring(self, obj_id: int, *, seconds: int = 3600) -> list[workload.Sample]:
+        """Return the host's monitoring samples of the last `seconds`."""
+        params = {"seconds": seconds}
+        data = self.client.request("GET", f"{self.path}/{obj_id}/monitoring", params=params)
+        return [workload.Sample.model_validate(x) for x in data]
 
     def status(self, obj_id: int, status: Literal["enabled", "disabled", "offline"]) -> infra.Host:
         """Set 'enabled', 'disabled' or 'offline'."""
@@ -204,6 +210,12 @@ class Vms(Owned[workload.Vm]):
                 vm = self.get(obj_id)
         finally:
             events.close()
+
+    def monitoring(self, obj_id: int, *, seconds: int = 3600) -> list[workload.Sample]:
+        """Return the VM's monitoring samples (CPU, memory, network) of the last `seconds`."""
+        params = {"seconds": seconds}
+        data = self.client.request("GET", f"{self.path}/{obj_id}/monitoring", params=params)
+        return [workload.Sample.model_validate(x) for x in data]
 
     def history(self, obj_id: int) -> list[workload.HistoryRecord]:
         """Return what happened to the VM."""

@@ -84,3 +84,4 @@ def list_query(
 
 ListQueryDep = Annotated[ListQuery, Depends(list_query)]
 IdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+Seconds = Annotated[int, Query(ge=1, le=366 * 86_400, description="how far back")]

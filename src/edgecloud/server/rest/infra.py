@@ -7,8 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from edgecloud.api import infra as wire
+from edgecloud.api.workload import Sample
 from edgecloud.server.rest.crud import IdPath, crud_router
-from edgecloud.server.rest.deps import FrontEndDep, IdQuery, PrincipalDep
+from edgecloud.server.rest.deps import FrontEndDep, IdQuery, PrincipalDep, Seconds
+from edgecloud.server.services import monitoring
 from edgecloud.server.services.clusters import Clusters
 from edgecloud.server.services.datastores import Datastores
 from edgecloud.server.services.hosts import Hosts
@@ -44,6 +46,16 @@ def routers() -> list[APIRouter]:
         update=wire.DatastoreUpdate,
         filters=datastore_filters,
     )
+
+    @host_router.get(
+        "/{obj_id}/monitoring", response_model=list[Sample], summary="Monitoring samples"
+    )
+    def host_monitoring(
+        frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, seconds: Seconds = 3600
+    ) -> list[Sample]:
+        with frontend.store.read() as session:
+            hosts.load(session, principal, obj_id)
+            return monitoring.host_samples(session, obj_id, seconds=seconds)
 
     @host_router.post(
         "/{obj_id}/status", response_model=wire.Host, summary="Enable, disable, offline"

@@ -11,8 +11,15 @@ from edgecloud.api import workload as wire
 from edgecloud.api.common import Page
 from edgecloud.server.auth.permissions import parse_perms
 from edgecloud.server.rest.crud import ERRORS, IdPath, crud_router
-from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, IdQuery, ListQueryDep, PrincipalDep
-from edgecloud.server.services import operations
+from edgecloud.server.rest.deps import (
+    FrontEnd,
+    FrontEndDep,
+    IdQuery,
+    ListQueryDep,
+    PrincipalDep,
+    Seconds,
+)
+from edgecloud.server.services import monitoring, operations
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
 from edgecloud.server.services.vms import SHORT_FIELDS, Vms
@@ -132,6 +139,16 @@ def routers() -> list[APIRouter]:
             perms=parse_perms(vm.permissions),
         )
         return out
+
+    @vm_router.get(
+        "/{obj_id}/monitoring", response_model=list[wire.Sample], summary="Monitoring samples"
+    )
+    def vm_monitoring(
+        frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, seconds: Seconds = 3600
+    ) -> list[wire.Sample]:
+        with frontend.store.read() as session:
+            vms.load(session, principal, obj_id)
+            return monitoring.vm_samples(session, obj_id, seconds=seconds)
 
     @vm_router.get(
         "/{obj_id}/history", response_model=list[wire.HistoryRecord], summary="What happened to it"
