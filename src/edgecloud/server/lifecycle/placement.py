@@ -197,24 +197,45 @@ def snapshot(session: Session, drivers: Drivers) -> Snapshot:
         )
         for c in session.scalars(select(Cluster))
     }
-    hosts = [
-        HostView(
-            id=h.id,
-            name=h.name,
-            cluster_id=h.cluster_id,
-            state=h.state,
-            hypervisor=h.hypervisor,
-            total_cpu=h.total_cpu,
-            total_memory_mb=h.total_memory_mb,
-            used_cpu=h.used_cpu,
-            used_memory_mb=h.used_memory_mb,
-            running_vms=h.running_vms,
-            free_disk_mb=h.free_disk_mb or None,  # None: not monitored yet, do not filter
-            attributes=dict(h.template),
+    # Plain rows, not ORM objects: at 10,000 hosts the snapshot is most of a round's cost.
+    rows = session.execute(
+        select(
+            Host.id,
+            Host.name,
+            Host.cluster_id,
+            Host.state,
+            Host.hypervisor,
+            Host.total_cpu,
+            Host.total_memory_mb,
+            Host.used_cpu,
+            Host.used_memory_mb,
+            Host.running_vms,
+            Host.free_disk_mb,
+            Host.template,
+        ).where(Host.fenced.is_(False), Host.state.in_(capacity.ELIGIBLE_STATES))
+    )
+    usable: dict[str, bool] = {}
+    hosts = []
+    for row in rows:
+        kind = row.hypervisor
+        if kind not in usable:
+            usable[kind] = drivers.available(kind)
+        if not usable[kind]:
+            continue
+        hosts.append(
+            HostView(
+                id=row.id,
+                name=row.name,
+                cluster_id=row.cluster_id,
+                state=row.state,
+                hypervisor=kind,
+                total_cpu=row.total_cpu,
+                total_memory_mb=row.total_memory_mb,
+                used_cpu=row.used_cpu,
+                used_memory_mb=row.used_memory_mb,
+                running_vms=row.running_vms,
+                free_disk_mb=row.free_disk_mb or None,  # None: not monitored yet, do not filter
+                attributes=row.template,
+            )
         )
-        for h in session.scalars(
-            select(Host).where(Host.fenced.is_(False), Host.state.in_(capacity.ELIGIBLE_STATES))
-        )
-        if drivers.available(h.hypervisor)
-    ]
     return Snapshot(hosts=hosts, clusters=clusters)
