@@ -46,9 +46,7 @@ import queue
 import random
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -422,43 +420,6 @@ PROFILE_BUCKETS = (
 )
 
 
-@contextlib.contextmanager
-def profiled(pid: int, out_dir: Path | None, name: str) -> Iterator[None]:
-    """Sample the thread holding the GIL (py-spy --gil) while the block runs; summarise."""
-    if out_dir is None:
-        yield
-        return
-    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if py_spy is None:
-        print("  (py-spy not found: pip install py-spy; not profiling)")
-        yield
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / f"{name}.txt"
-    argv = [py_spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--gil"]
-    # Blocking mode (py-spy pauses the server for each sample): whole stacks, a few % slower.
-    argv += ["--output", str(output)]
-    spy = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    time.sleep(1.0)  # let py-spy attach
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(spy.pid, signal.SIGINT)
-        try:
-            _, err = spy.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(spy.pid, signal.SIGKILL)
-            _, err = spy.communicate()
-        if output.exists():
-            print(f"    profile (GIL holder, raw stacks) written: {output}")
-            summarize_profile(output)
-        else:
-            print(f"    py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
-
-
 def summarize_profile(path: Path) -> None:
     """Print where the GIL-holding samples went, by PROFILE_BUCKETS (first match wins)."""
     total, buckets, sql = 0, Counter[str](), 0
@@ -720,7 +681,14 @@ def end_to_end(
     t0 = time.perf_counter()
     poller.start(t0)
     try:
-        with profiled(server.pid, args.profile, f"{backend.name}-end-to-end"):
+        with base.profiled(
+            server.pid,
+            args.profile,
+            f"{backend.name}-end-to-end",
+            rate=100,
+            gil=True,
+            on_written=summarize_profile,
+        ):
             for start in range(0, args.vms, args.batch):
                 if time.perf_counter() - t0 > args.budget:
                     print(f"    budget of {args.budget:g}s spent while submitting: stopping")
