@@ -33,22 +33,8 @@ def active(lcm: str) -> State:
     return (ACTIVE, L[lcm])
 
 
-FAILURES: frozenset[State] = frozenset(
-    active(n)
-    for n in (
-        "BOOT_FAILURE",
-        "BOOT_MIGRATE_FAILURE",
-        "PROLOG_MIGRATE_FAILURE",
-        "PROLOG_FAILURE",
-        "EPILOG_FAILURE",
-        "EPILOG_STOP_FAILURE",
-        "EPILOG_UNDEPLOY_FAILURE",
-        "PROLOG_MIGRATE_POWEROFF_FAILURE",
-        "PROLOG_MIGRATE_SUSPEND_FAILURE",
-        "BOOT_UNDEPLOY_FAILURE",
-        "BOOT_STOPPED_FAILURE",
-    )
-)
+# Every OpenNebula LCM state a failed step can leave a VM in (BOOT_FAILURE, EPILOG_FAILURE, ...).
+FAILURES: frozenset[State] = frozenset(active(n) for n in L if n.endswith("_FAILURE"))
 
 # Steps that leave something on a host, and the step that removes it again.
 UNDO = {"deploy": "cleanup", "restore_target": "cleanup_target"}

@@ -9,30 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecloud.api.states import LCM_STATE, VM_STATE
+from edgecloud.api.states import VM_STATE
+from edgecloud.server.lifecycle import machine
 
 S = VM_STATE
-L = LCM_STATE
-RUNNING = (S["ACTIVE"], L["RUNNING"])
-FAILURES = frozenset(
-    (S["ACTIVE"], L[name])
-    for name in (
-        "UNKNOWN",
-        "BOOT_FAILURE",
-        "BOOT_MIGRATE_FAILURE",
-        "PROLOG_FAILURE",
-        "PROLOG_MIGRATE_FAILURE",
-        "EPILOG_FAILURE",
-        "EPILOG_STOP_FAILURE",
-        "EPILOG_UNDEPLOY_FAILURE",
-        "BOOT_UNDEPLOY_FAILURE",
-        "BOOT_STOPPED_FAILURE",
-        "PROLOG_RESUME_FAILURE",
-        "PROLOG_UNDEPLOY_FAILURE",
-    )
-)
-QUEUED = frozenset({(S["PENDING"], 0), (S["HOLD"], 0)})
-RESTING = frozenset((S[n], 0) for n in ("POWEROFF", "SUSPENDED", "STOPPED", "UNDEPLOYED"))
+RUNNING = machine.RUNNING
+# Where `recover` (and a terminate that cleans up) applies: failed steps, or an unknown guest.
+FAILURES = machine.FAILURES | {machine.UNKNOWN}
+QUEUED = frozenset({machine.PENDING, machine.HOLD})
+RESTING = frozenset({machine.POWEROFF, machine.SUSPENDED, machine.STOPPED, machine.UNDEPLOYED})
 
 
 @dataclass(frozen=True)
