@@ -17,6 +17,7 @@ from edgecloud.server.auth.passwords import VerifiedLogins
 from edgecloud.server.auth.tokens import looks_like_token, new_token, token_digest
 from edgecloud.server.db.models import AclRuleRow, Token, User, UserGroup, now
 from edgecloud.server.errors import NotAuthenticated
+from edgecloud.server.services.acls import rule_of
 
 
 class PrincipalCache:
@@ -131,8 +132,6 @@ def _decode_basic(value: str) -> tuple[str, str]:
 
 def principal_of(session: Session, user: User) -> Principal:
     """Build a user's principal: groups and the ACL rules that apply to them."""
-    from edgecloud.server.services.acls import rule_of
-
     gids = frozenset(
         session.scalars(select(UserGroup.group_id).where(UserGroup.user_id == user.id))
     )

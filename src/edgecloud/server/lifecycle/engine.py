@@ -82,7 +82,7 @@ class Engine:
     # --- running ----------------------------------------------------------------------
     def start(self) -> None:
         """Take over orphaned operations, then start dispatching."""
-        self.reclaim_orphans(force=False)
+        self.reclaim_orphans()
         for target, name in ((self._dispatch_loop, "ec-dispatch"), (self._lease_loop, "ec-lease")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -133,7 +133,7 @@ class Engine:
         while not self._stop.wait(self.lease / 3):
             try:
                 self._renew_leases()
-                self.reclaim_orphans(force=False)
+                self.reclaim_orphans()
             except Exception:
                 log.exception("lease upkeep failed")
 
@@ -174,9 +174,9 @@ class Engine:
                 .execution_options(synchronize_session=False)
             )
 
-    def reclaim_orphans(self, *, force: bool) -> int:
+    def reclaim_orphans(self) -> int:
         """Put back in the queue the running operations whose worker's lease expired."""
-        cutoff = float("inf") if force else time.time()
+        cutoff = time.time()
         with self.store.write() as session:
             result = session.execute(
                 update(Operation)

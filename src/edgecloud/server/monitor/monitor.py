@@ -67,7 +67,6 @@ class Monitor:
         self.retention = retention_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.cleaned: list[tuple[int, str]] = []  # (host id, deploy id) removed from fenced hosts
         self._probed_at = 0
 
     def start(self) -> None:
@@ -212,7 +211,6 @@ class Monitor:
                 continue
             try:
                 driver.cleanup(host_ref(host), guest.deploy_id)
-                self.cleaned.append((host.id, guest.deploy_id))
             except (HostUnreachable, DriverError) as exc:
                 log.warning(
                     "could not remove stale guest %s on %s: %s", guest.deploy_id, host.name, exc

@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 from edgecloud.api.common import Chmod, Chown
 from edgecloud.server.auth.access import ObjectRef, Principal
 from edgecloud.server.auth.permissions import format_perms, parse_perms
-from edgecloud.server.db.models import ClusterDatastore, ClusterVnet, Owned, UserGroup
+from edgecloud.server.db.models import (
+    ClusterDatastore,
+    ClusterVnet,
+    Group,
+    Owned,
+    User,
+    UserGroup,
+)
 from edgecloud.server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from edgecloud.server.services.template_syntax import (
     TemplateSyntaxError,
@@ -186,8 +193,6 @@ def chmod(session: Session, principal: Principal, kind: str, row: Owned, body: C
 
 def chown(session: Session, principal: Principal, row: Owned, body: Chown) -> None:
     """Change owner (admins only) and/or group (a group the owner belongs to)."""
-    from edgecloud.server.db.models import Group, User
-
     if body.owner_id is not None and body.owner_id != row.owner_id:
         if not principal.is_admin:
             raise Forbidden("only admins can give an object to another user", field="owner_id")
