@@ -5,10 +5,13 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
-# initdb/pg_ctl for the throwaway PostgreSQL the suite starts.
-TEST_DEBS   := postgresql
+# What hosts need (QEMU, LXC, sshd, nftables, socat) and what the suite starts
+# (PostgreSQL's initdb/pg_ctl). Each is installed only when its command is missing.
+HOST_DEBS   := qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img lxc:lxc-start \
+               openssh-server:/usr/sbin/sshd openssh-client:ssh socat:socat nftables:nft \
+               iproute2:ip cpio:cpio
 
-.PHONY: run test test-fast lint typecheck bench clean help .debs-test
+.PHONY: run test test-fast lint typecheck bench clean help .debs-test .debs-host
 
 help:
 	@echo "make run    start the front-end (SQLite, this machine as a host); prints URL and credentials"
@@ -21,7 +24,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-.debs-test:
+.debs-host:
+	@missing=""; \
+	for pair in $(HOST_DEBS); do \
+	  pkg=$${pair%%:*}; cmd=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || test -x $$cmd || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+.debs-test: .debs-host
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
@@ -29,7 +43,7 @@ $(STAMP): pyproject.toml
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: $(STAMP)
+run: $(STAMP) .debs-host
 	$(BIN)/edgecloud up --local-host
 
 lint: $(STAMP)
