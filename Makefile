@@ -11,7 +11,7 @@ HOST_DEBS   := qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img lxc:lxc-st
                openssh-server:/usr/sbin/sshd openssh-client:ssh socat:socat nftables:nft \
                iproute2:ip cpio:cpio
 
-.PHONY: run test test-fast lint typecheck bench clean help .debs-test .debs-host
+.PHONY: run test test-fast lint typecheck bench clean help .debs-test .debs-host .host-setup
 
 help:
 	@echo "make run    start the front-end (SQLite, this machine as a host); prints URL and credentials"
@@ -35,7 +35,13 @@ $(STAMP): pyproject.toml
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-.debs-test: .debs-host
+# Unprivileged containers need a subordinate id range for root (LXC maps container ids
+# into it); a fresh Debian gives root none.
+.host-setup: .debs-host
+	@grep -q '^root:' /etc/subuid 2>/dev/null || usermod --add-subuids 100000-165535 root
+	@grep -q '^root:' /etc/subgid 2>/dev/null || usermod --add-subgids 100000-165535 root
+
+.debs-test: .host-setup
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
@@ -43,7 +49,7 @@ $(STAMP): pyproject.toml
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: $(STAMP) .debs-host
+run: $(STAMP) .host-setup
 	$(BIN)/edgecloud up --local-host
 
 lint: $(STAMP)

@@ -197,10 +197,11 @@ def test_vm_actions_needing_a_host_become_operations(admin: Client, unique: Uniq
     assert op is not None and op.kind == "vm.deploy" and op.params["host_id"] == host.id
     assert [s.name for s in op.steps] == ["deploy"]
     assert admin.hosts.get(host.id).used_cpu == 1.0  # reserved when the deploy was accepted
-    # This build has no kvm driver yet: the deploy fails with a named error, recoverable.
+    # The template boots nothing (no kernel, no disk): the deploy fails with a named
+    # error and the VM waits in a failure state that can be recovered.
     failed = wait_vms(admin, [vm.id], lambda s: s == "ACTIVE/BOOT_FAILURE")
     assert failed
-    assert "no hypervisor driver 'kvm'" in admin.vms.get(vm.id).error
+    assert "needs OS KERNEL or a DISK" in admin.vms.get(vm.id).error
     assert admin.operations.get(op.id).state == "failed"
     with pytest.raises(EdgecloudError) as err:
         admin.vms.action(vm.id, "poweroff")

@@ -29,7 +29,7 @@ def _free_port() -> int:
 def served(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     """Run `edgecloud up --local-host` as a subprocess; stop it by its PID afterwards."""
     url = f"http://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "EDGECLOUD_HOME": str(tmp_path)}
+    env = {**os.environ, "EDGECLOUD_HOME": str(tmp_path), "EDGECLOUD_MONITOR_INTERVAL": "1"}
     env.pop("EDGECLOUD_DB", None)
     proc = subprocess.Popen(
         [EDGECLOUD, "up", "--bind", url.removeprefix("http://"), "--local-host"],
@@ -79,17 +79,24 @@ def test_up_prints_url_and_credentials_and_the_cli_works(
     assert "registered this machine as host" in output
     env = {**os.environ, "EDGECLOUD_HOME": str(home), "EDGECLOUD_URL": url}
     env.pop("EDGECLOUD_AUTH", None)
-    result = subprocess.run(
-        [EDGECLOUD, "host", "list", "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    hosts = json.loads(result.stdout)
-    assert [h["name"] for h in hosts] == [socket.gethostname()]
-    assert hosts[0]["total_cpu"] == float(os.cpu_count() or 1)
+    # The host's capacity is what its first probe (over the local transport) found.
+    deadline = time.monotonic() + 60
+    while True:
+        result = subprocess.run(
+            [EDGECLOUD, "host", "list", "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        hosts = json.loads(result.stdout)
+        assert [h["name"] for h in hosts] == [socket.gethostname()]
+        if hosts[0]["state"] == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert hosts[0]["transport"] == "local"
+    assert hosts[0]["total_cpu"] == float(os.cpu_count() or 1), hosts[0]["last_error"]
     table = subprocess.run(
         [EDGECLOUD, "host", "list"], env=env, capture_output=True, text=True, timeout=60
     )

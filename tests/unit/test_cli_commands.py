@@ -58,6 +58,10 @@ def test_host_create_sends_the_create_body(api: FakeFrontEnd) -> None:
         "hypervisor": "lxc",
         "total_cpu": 8.0,
         "total_memory_mb": 16384,
+        "transport": "ssh",
+        "address": "",
+        "port": 22,
+        "root": "/var/lib/edgecloud",
     }
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from edgecloud.api.common import Body, Cpu, Id, Mib, Name, Ownership, TemplateIn, Wire
 
 HypervisorKind = Literal["kvm", "lxc", "microvm", "fake"]
+TransportKind = Literal["ssh", "local"]
+Address = Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9.:_\-\[\]]*$")]
+HostRoot = Annotated[str, Field(min_length=2, max_length=200, pattern=r"^/[A-Za-z0-9._/\-]+$")]
+HostKey = Annotated[
+    str,
+    Field(max_length=4096, pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+"),
+]
 HOST_STATES = {
     0: "INIT",
     1: "MONITORING_MONITORED",
@@ -67,6 +74,18 @@ class HostCreate(Body):
     total_cpu: Cpu = 0.0
     total_memory_mb: Mib = 0
     template: TemplateIn = Field(default_factory=dict)
+    transport: TransportKind = Field(
+        default="ssh", description="ssh: reach the host over SSH; local: this machine"
+    )
+    address: Address = Field(default="", description="SSH address; defaults to the name")
+    port: int = Field(default=22, ge=1, le=65535)
+    root: HostRoot = Field(
+        default="/var/lib/edgecloud", description="the host's directory for node code and guests"
+    )
+    host_key: HostKey | None = Field(
+        default=None,
+        description="the SSH host key to pin (OpenSSH format); pinned on first contact if omitted",
+    )
 
 
 class HostUpdate(Body):
@@ -100,6 +119,14 @@ class Host(Ownership):
     last_seen: int | None
     free_disk_mb: int = 0
     fenced: bool = Field(default=False, description="failed; its VMs were recreated elsewhere")
+    transport: str = "ssh"
+    address: str = ""
+    port: int = 22
+    root: str = ""
+    host_key: str | None = None
+    node_version: str = ""
+    hypervisors: list[str] = Field(default_factory=list)
+    last_error: str = ""
 
 
 DatastoreKind = Literal["image", "system", "file"]

@@ -32,7 +32,7 @@ class ImageCreate(Body):
     kind: ImageKind = "OS"
     persistent: bool = False
     size_mb: Mib = 0
-    format: Literal["raw", "qcow2"] = "raw"
+    format: Literal["raw", "qcow2", "dir"] = "raw"
     path: str = Field(default="", max_length=1024, pattern=r"^[^\x00]*$")
     template: TemplateIn = Field(default_factory=dict)
 
@@ -180,6 +180,10 @@ class Vm(Ownership):
     updated_at: int
     error: str = Field(default="", description="why the last action failed, or why it waits")
     resched: bool = False
+    runtime: dict[str, Any] = Field(
+        default_factory=dict,
+        description="how the guest runs, as its host reports it: accel (kvm|tcg), privileged (lxc)",
+    )
     user_template: dict[str, Any] = Field(default_factory=dict)
     nics: list[Nic] = Field(default_factory=list)
 
@@ -238,3 +242,10 @@ class VmActionAccepted(Wire):
 
     vm: Vm
     operation: Operation | None = None
+
+
+class ConsoleLog(Wire):
+    """The tail of a guest's console output (serial console of a VM, console of a container)."""
+
+    vm_id: int
+    text: str

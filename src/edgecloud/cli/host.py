@@ -69,8 +69,20 @@ def create(
     cpu: Annotated[float, typer.Option(min=0, help="Total CPUs.")] = 0.0,
     memory: Annotated[int, typer.Option(min=0, help="Total memory in MiB.")] = 0,
     file: TemplateFile = None,
+    transport: Annotated[
+        Literal["ssh", "local"], typer.Option(help="ssh to the address, or local: this machine.")
+    ] = "ssh",
+    address: Annotated[str, typer.Option(help="SSH address (default: the name).")] = "",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="SSH port.")] = 22,
+    root: Annotated[
+        str, typer.Option(help="The host's directory for node code and guests.")
+    ] = "/var/lib/edgecloud",
+    host_key: Annotated[
+        str | None,
+        typer.Option(help="SSH host key to pin (else pinned on first contact)."),
+    ] = None,
 ) -> None:
-    """Register a host in a cluster."""
+    """Register a host in a cluster; the monitor then connects, pins its key, probes it."""
     state, hosts = HOST.of(ctx)
     host = hosts.create(
         name=name,
@@ -79,8 +91,21 @@ def create(
         total_cpu=cpu,
         total_memory_mb=memory,
         template=read_template(file),
+        transport=transport,
+        address=address,
+        port=port,
+        root=root,
+        host_key=host_key,
     )
     created(state, "host", host)
+
+
+@app.command("sync")
+def sync(ctx: typer.Context, obj_id: ObjId) -> None:
+    """Copy the node code to a host now (done on its own on add and on version change)."""
+    state, hosts = HOST.of(ctx)
+    host = hosts.sync(obj_id)
+    report(state.output, host, f"host {obj_id}: node code {host.node_version[:12]}")
 
 
 @app.command("update")

@@ -184,6 +184,17 @@ def rename(
     report(state.output, vms.update(obj_id, name=name), f"vm {obj_id}: renamed to {name}")
 
 
+@app.command("console-log")
+def console_log(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    tail: Annotated[int, typer.Option(min=1, help="Bytes from the end.")] = 65536,
+) -> None:
+    """Print the tail of the guest's console (serial console of a VM, container console)."""
+    _, vms = VM.of(ctx)
+    typer.echo(vms.console_log(obj_id, tail_bytes=tail), nl=False)
+
+
 @app.command("history")
 def history(ctx: typer.Context, obj_id: ObjId) -> None:
     """Show what happened to a VM."""

@@ -95,6 +95,10 @@ class Hosts(Owned[infra.Host]):
         data = self.client.request("GET", f"{self.path}/{obj_id}/monitoring", params=params)
         return [workload.Sample.model_validate(x) for x in data]
 
+    def sync(self, obj_id: int) -> infra.Host:
+        """Copy the node code to the host now; return the host with its node version."""
+        return self._one(self.client.request("POST", f"{self.path}/{obj_id}/sync"))
+
     def status(self, obj_id: int, status: Literal["enabled", "disabled", "offline"]) -> infra.Host:
         """Set 'enabled', 'disabled' or 'offline'."""
         return self._one(
@@ -216,6 +220,12 @@ class Vms(Owned[workload.Vm]):
         params = {"seconds": seconds}
         data = self.client.request("GET", f"{self.path}/{obj_id}/monitoring", params=params)
         return [workload.Sample.model_validate(x) for x in data]
+
+    def console_log(self, obj_id: int, *, tail_bytes: int = 65536) -> str:
+        """Return the tail of the guest's console output."""
+        params = {"tail_bytes": tail_bytes}
+        data = self.client.request("GET", f"{self.path}/{obj_id}/console-log", params=params)
+        return workload.ConsoleLog.model_validate(data).text
 
     def history(self, obj_id: int) -> list[workload.HistoryRecord]:
         """Return what happened to the VM."""

@@ -43,6 +43,13 @@ class HostRef:
     id: int
     name: str
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # How to reach it: "ssh" to address:port (host key pinned once known) or "local".
+    address: str = ""
+    port: int = 22
+    transport: str = "ssh"
+    host_key: str | None = None
+    # The host's directory tree for node code, guests and datastores.
+    root: str = "/var/lib/edgecloud"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,10 @@ class HostFacts:
     free_disk_mb: int = 0
     hypervisors: tuple[str, ...] = ()
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # The host key seen when none was pinned yet (pin on first contact), and the version
+    # of the node code the host runs.
+    host_key: str | None = None
+    node_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class GuestSpec:
     name: str
     template: Mapping[str, Any]
     deploy_id: str = ""
+    kind: str = ""  # the VM's hypervisor kind (a kvm host may also run lxc and microvm guests)
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,17 @@ class GuestStatus:
     vm_id: int
     state: str  # running | paused | saved | stopped | missing
     figures: Mapping[str, float] = field(default_factory=dict)
+    # What the host says about how the guest runs, e.g. {"accel": "tcg"} or
+    # {"privileged": False}; recorded on the VM.
+    runtime: Mapping[str, Any] = field(default_factory=dict)
 
 
 class HostUnreachable(Exception):
     """The host did not answer (network, SSH, or the host is down)."""
+
+
+class HostKeyMismatch(HostUnreachable):
+    """The host answered with another SSH host key than the one pinned: refused."""
 
 
 class DriverError(Exception):
@@ -133,6 +152,24 @@ class LiveMigration(Protocol):
 
     def migrate_live(self, host: HostRef, deploy_id: str, target: HostRef) -> None:
         """Move the guest without stopping it."""
+        ...
+
+
+@runtime_checkable
+class ConsoleLog(Protocol):
+    """An optional ability: return the tail of a guest's console output."""
+
+    def console_log(self, host: HostRef, deploy_id: str, *, tail_bytes: int) -> str:
+        """Return up to the last `tail_bytes` of the guest's console."""
+        ...
+
+
+@runtime_checkable
+class NodeSync(Protocol):
+    """An optional ability: copy the node code to a host; return the version it runs."""
+
+    def sync(self, host: HostRef, *, force: bool = False) -> str:
+        """Install the node code on the host unless it already runs this version."""
         ...
 
 

@@ -14,6 +14,9 @@ _REGISTRY: dict[tuple[str, str], Factory] = {}
 # callers name a driver without importing its module.
 _MODULES: dict[tuple[str, str], str] = {
     ("hypervisor", "fake"): "edgecloud.drivers.fake",
+    ("hypervisor", "kvm"): "edgecloud.drivers.hypervisor.node",
+    ("hypervisor", "lxc"): "edgecloud.drivers.hypervisor.node",
+    ("hypervisor", "microvm"): "edgecloud.drivers.hypervisor.node",
 }
 
 

@@ -19,16 +19,21 @@ Layout under ROOT::
 
     node.pyz                     this code
     guests/<deploy_id>/          one directory per guest (deploy_id is "one-<vm id>")
-        spec.json                the spec it was deployed with (restore and reboot reuse it)
+        spec.json                the spec it was deployed with, plus "kind", "accel" (and
+                                 for lxc "uid_shift"); restore and reboot reuse it
         console.log              serial console (kvm, microvm) or console log (lxc)
         qmp.sock / qemu.pid      QEMU's QMP socket and pid (kvm, microvm)
         memory.state             saved memory (kvm, microvm, after save)
+        hypervisor.log           stderr of the last QEMU start / lxc-start's error log
     lxc/<deploy_id>/             the LXC container (config, rootfs); `lxc-* -P ROOT/lxc`
-    cache/                       probe results and prepared rootfs copies
+    cache/                       the KVM probe's verdict (kvm-probe.json) and firmware;
+        locks/<deploy_id>.lock   held by actions that change a guest: one at a time
 
-Actions and their request fields (besides root):
+Actions and their request fields (besides root). ``kind`` is needed by deploy only: the
+others take it from the guest's spec.json, else from the request, else "lxc" when
+ROOT/lxc/<id> exists and "kvm" otherwise.
 
-- ``version`` -> {"version"}
+- ``version`` -> {"version"} (reads no request: ``python3 node.pyz version`` just runs)
 - ``probe`` -> {"hostname", "cpu" (cores), "memory_mb", "used_cpu", "used_memory_mb",
   "total_disk_mb", "free_disk_mb", "hypervisors" (["kvm", "lxc", "microvm"] that are
   installed), "kvm" (bool: a guest really booted with KVM; decided by a short boot probe,
@@ -48,19 +53,26 @@ Actions and their request fields (besides root):
 
   Deploy returns only once the guest has really started: the ready marker seen on the
   console when the spec gives one, else QMP status "running" / an exec in the container.
-  Idempotent: a guest already running is reported, not started twice.
-- ``shutdown`` {kind, deploy_id, hard, timeout} -> {}; ACPI (or SIGPWR/halt signal) first,
-  hard stop after timeout; a missing guest is already stopped.
-- ``reboot`` {kind, deploy_id, hard} -> {} (hard = reset)
+  Idempotent: a guest already running is reported, not started twice. A guest with
+  saved memory is refused (restore or clean it up). lxc guests are unprivileged unless
+  the spec asks otherwise *or the host has no id range for root* (then privileged: the
+  answer says which). For microvm under TCG the node appends ``earlyprintk=ttyS0`` and
+  ``tsc_early_khz=<host TSC kHz>`` to the cmdline when missing (see qemu_argv.py).
+- ``shutdown`` {kind, deploy_id, hard, timeout} -> {}; ACPI (or the container's halt
+  signal, SIGUSR2 for busybox init) first, hard stop after timeout (default 20 s); a
+  missing guest is already stopped.
+- ``reboot`` {kind, deploy_id, hard} -> {} (QEMU: a reset either way; lxc: the reboot
+  signal, or kill and start again when hard)
 - ``save`` {kind, deploy_id} -> {} memory to guests/<id>/memory.state, guest stopped
 - ``restore`` {kind, deploy_id} -> {"state": "running"} from memory.state and spec.json
 - ``cleanup`` {kind, deploy_id} -> {} kill what is left, remove guests/<id> and lxc/<id>
 - ``poll`` {kind, deploy_id} -> guest status
 - ``poll_all`` {} -> {"guests": [guest status, ...]} every guest under ROOT
-- ``console_log`` {deploy_id, tail_bytes} -> {"text"}
+- ``console_log`` {deploy_id, tail_bytes (default 65536)} -> {"text"}
 
 A guest status is {"deploy_id", "vm_id", "kind", "state": "running|paused|saved|stopped|
-missing", "privileged", "figures": {"cpu_seconds", "memory_mb"}}.
+missing", "privileged", "figures": {"cpu_seconds", "memory_mb"}} (plus "accel" for kvm and
+microvm guests). save and restore of lxc guests fail (no CRIU).
 """
 
 PROTOCOL_VERSION = 1

@@ -14,12 +14,13 @@ from fastapi.responses import HTMLResponse
 
 from edgecloud import __version__
 from edgecloud.server.auth.authn import Authenticator
-from edgecloud.server.background import build
+from edgecloud.server.background import build, driver_options
 from edgecloud.server.bootstrap import bootstrap
 from edgecloud.server.config import Settings
 from edgecloud.server.db.engine import Store, open_store
 from edgecloud.server.db.migrate import upgrade
 from edgecloud.server.events import EventBus
+from edgecloud.server.lifecycle.drivers import Drivers
 from edgecloud.server.metrics import Metrics
 from edgecloud.server.middleware import BodyLimit, RequestContext
 from edgecloud.server.rest import errors, identity, infra, network, watch, workload
@@ -46,7 +47,8 @@ def create_app(
         store, _ = prepare_store(settings)
     events = EventBus()
     metrics = Metrics(store)
-    loops = build(settings, store, events, metrics) if background else None
+    drivers = Drivers(driver_options(settings))
+    loops = build(settings, store, events, metrics, drivers) if background else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +75,7 @@ def create_app(
         authenticator=Authenticator(settings.auth_cache_seconds),
         events=events,
         metrics=metrics,
+        drivers=drivers,
         background=loops,
     )
     errors.install(app)

@@ -46,12 +46,19 @@ def driver_options(settings: Settings) -> dict[str, dict[str, object]]:
     fake_dir = (
         Path(settings.fake_state_dir) if settings.fake_state_dir else settings.home / "fake-hosts"
     )
-    return {"fake": {"state_dir": fake_dir}}
+    node: dict[str, object] = {"key_dir": settings.home / "ssh"}
+    return {"fake": {"state_dir": fake_dir}, "kvm": node, "lxc": node, "microvm": node}
 
 
-def build(settings: Settings, store: Store, events: EventBus, metrics: Metrics) -> Background:
+def build(
+    settings: Settings,
+    store: Store,
+    events: EventBus,
+    metrics: Metrics,
+    drivers: Drivers | None = None,
+) -> Background:
     """Wire the loops to the store, the drivers and the event bus."""
-    drivers = Drivers(driver_options(settings))
+    drivers = drivers or Drivers(driver_options(settings))
     engine = Engine(
         store,
         drivers,

@@ -66,3 +66,10 @@ class Exhausted(ApiError):
 
     status = 409
     code = "exhausted"
+
+
+class HostFailed(ApiError):
+    """A host could not do what was asked (unreachable, or its driver refused)."""
+
+    status = 409
+    code = "host_failed"

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from edgecloud.server.db.base import Base, Epoch, Owned
+from edgecloud.server.db.base import Base, Epoch, Json, Owned
 
 
 class Cluster(Owned, Base):
@@ -40,6 +49,18 @@ class Host(Owned, Base):
     # Set when the host failed and its VMs were recreated elsewhere: they must never be
     # resumed here. Cleared by an admin re-enabling the host.
     fenced: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # How the front-end reaches the host: "ssh" to address:port, or "local" (this machine).
+    transport: Mapped[str] = mapped_column(String(8), nullable=False, default="ssh")
+    address: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    port: Mapped[int] = mapped_column(Integer, nullable=False, default=22)
+    # The SSH host key, pinned on first contact (or given at add); a change is refused.
+    host_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The host's directory tree for node code, guests and the system datastore.
+    root: Mapped[str] = mapped_column(String(1024), nullable=False, default="/var/lib/edgecloud")
+    node_version: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    # Guest kinds the host's probe found installed (a kvm host may also run lxc, microvm).
+    hypervisors: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
+    last_error: Mapped[str] = mapped_column(Text, nullable=False, default="")
 
 
 class Datastore(Owned, Base):

@@ -71,6 +71,8 @@ class Vm(Owned, Base):
     resched: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # Set while a STOPPED or UNDEPLOYED VM waits in PENDING to be resumed on a host.
     resume_from: Mapped[str] = mapped_column(String(16), nullable=False, default="")
+    # What the host reported about how the guest runs: accel (kvm/tcg), privileged (lxc).
+    runtime: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
 
 
 class VmHistory(Base):

@@ -42,4 +42,13 @@ def host_ref(host: Host) -> HostRef:
     if host.total_memory_mb > 0:
         attributes["MEMORY"] = str(host.total_memory_mb)
     attributes.update(host.template)
-    return HostRef(id=host.id, name=host.name, attributes=attributes)
+    return HostRef(
+        id=host.id,
+        name=host.name,
+        attributes=attributes,
+        address=host.address or host.name,
+        port=host.port,
+        transport=host.transport,
+        host_key=host.host_key,
+        root=host.root,
+    )

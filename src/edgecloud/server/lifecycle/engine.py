@@ -234,7 +234,7 @@ class Engine:
                 op_id=op.id,
                 vm_id=vm.id,
                 plan=Plan.from_params(op.params["plan"]),
-                spec=GuestSpec(vm.id, vm.name, dict(vm.template), vm.deploy_id),
+                spec=GuestSpec(vm.id, vm.name, dict(vm.template), vm.deploy_id, vm.hypervisor),
                 host=host_ref(host) if host else None,
                 host_kind=host.hypervisor if host else "",
                 target=host_ref(target) if target else None,

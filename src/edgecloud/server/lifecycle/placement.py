@@ -212,6 +212,7 @@ def snapshot(session: Session, drivers: Drivers) -> Snapshot:
             Host.running_vms,
             Host.free_disk_mb,
             Host.template,
+            Host.hypervisors,
         ).where(Host.fenced.is_(False), Host.state.in_(capacity.ELIGIBLE_STATES))
     )
     usable: dict[str, bool] = {}
@@ -236,6 +237,7 @@ def snapshot(session: Session, drivers: Drivers) -> Snapshot:
                 running_vms=row.running_vms,
                 free_disk_mb=row.free_disk_mb or None,  # None: not monitored yet, do not filter
                 attributes=row.template,
+                kinds=tuple(k for k in row.hypervisors or () if k != kind),
             )
         )
     return Snapshot(hosts=hosts, clusters=clusters)

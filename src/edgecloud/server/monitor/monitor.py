@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from edgecloud.drivers.base import DriverError, GuestStatus, HostFacts, HostUnreachable
+from edgecloud.drivers.base import (
+    DriverError,
+    GuestStatus,
+    HostFacts,
+    HostKeyMismatch,
+    HostUnreachable,
+)
 from edgecloud.server.db.engine import Store
 from edgecloud.server.db.models import Cluster, Host, HostSample, Operation, Vm, VmSample, now
 from edgecloud.server.events import EventBus
@@ -32,6 +39,7 @@ from edgecloud.server.lifecycle.engine import vm_change
 from edgecloud.server.services.vm_lifecycle import history, requeue
 
 log = logging.getLogger("edgecloud.monitor")
+PROBE_THREADS = 16
 INIT, MONITORED, ERROR, DISABLED, OFFLINE = 0, 2, 3, 4, 8
 
 
@@ -43,6 +51,8 @@ class Probe:
     facts: HostFacts | None = None
     guests: list[GuestStatus] = field(default_factory=list)
     error: str = ""
+    # The host answered with another SSH key than the pinned one: ERROR at once.
+    refused: bool = False
 
 
 class Monitor:
@@ -66,6 +76,7 @@ class Monitor:
         self.error_after = error_after
         self.retention = retention_seconds
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._probed_at = 0
 
@@ -77,15 +88,24 @@ class Monitor:
     def stop(self) -> None:
         """Stop after the current round."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        # The first round at once: a host added while the front-end was down, or just now,
+        # is probed (its key pinned, its node code installed) without waiting a period.
+        while not self._stop.is_set():
             try:
                 self.run_once()
             except Exception:
                 log.exception("monitoring round failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Start the next round now (a host was added)."""
+        self._wake.set()
 
     def run_once(self) -> None:
         """Probe every host once and write what was found."""
@@ -99,7 +119,7 @@ class Monitor:
         # What a probe says is only as new as the probe: a VM the lifecycle changed since then
         # (same second included) is left for the next round.
         self._probed_at = now()
-        probes = [self._probe(host_id, kind, ref) for host_id, kind, ref in targets]
+        probes = self._probe_all(targets)
         changes: list[dict[str, Any]] = []
         with self.store.write() as session:
             busy = set(
@@ -116,12 +136,25 @@ class Monitor:
         for change in changes:
             self.events.publish("vm", **change)
 
+    def _probe_all(self, targets: list[tuple[int, str, Any]]) -> list[Probe]:
+        """Probe hosts side by side: one slow or dead host must not hold up the others."""
+        if len(targets) <= 1 or not self._parallel(targets):
+            return [self._probe(host_id, kind, ref) for host_id, kind, ref in targets]
+        with ThreadPoolExecutor(max_workers=min(PROBE_THREADS, len(targets))) as pool:
+            return list(pool.map(lambda t: self._probe(*t), targets))
+
+    def _parallel(self, targets: list[tuple[int, str, Any]]) -> bool:
+        # Real hosts wait on the network; the in-process fake does not, and at 10,000 fake
+        # hosts threads would only add overhead.
+        return any(kind != "fake" for _, kind, _ in targets)
+
     def _probe(self, host_id: int, kind: str, ref: Any) -> Probe:
         try:
             driver = self.drivers.hypervisor(kind)
             return Probe(host_id, driver.probe(ref), driver.poll_all(ref))
         except (HostUnreachable, DriverError, OSError, TimeoutError) as exc:
-            return Probe(host_id, error=str(exc) or type(exc).__name__)
+            refused = isinstance(exc, HostKeyMismatch)
+            return Probe(host_id, error=str(exc) or type(exc).__name__, refused=refused)
 
     def _apply(self, session: Session, probe: Probe, busy: set[int]) -> list[dict[str, Any]]:
         # VMs are locked before their host, the order every writer follows.
@@ -136,7 +169,7 @@ class Monitor:
             return []
         vms = [vm for vm in placed if vm.id not in busy and vm.updated_at < self._probed_at]
         if probe.facts is None:
-            return self._missed(host, vms, probe.error, session)
+            return self._missed(host, vms, probe, session)
         if host.fenced:
             self._answered(session, host, probe.facts)
             self._clean_fenced(host, probe.guests, list(placed))
@@ -151,6 +184,19 @@ class Monitor:
             host.state = MONITORED
         host.total_cpu, host.total_memory_mb = facts.total_cpu, facts.total_memory_mb
         host.free_disk_mb = facts.free_disk_mb
+        host.last_error = ""
+        if facts.host_key and not host.host_key:
+            log.info("host %s: pinned SSH host key %s", host.name, facts.host_key[:40])
+            host.host_key = facts.host_key
+        if facts.node_version and host.node_version != facts.node_version:
+            host.node_version = facts.node_version
+        if facts.hypervisors and list(facts.hypervisors) != list(host.hypervisors):
+            host.hypervisors = list(facts.hypervisors)
+        # What the probe found joins the host's template (as OpenNebula's monitoring does),
+        # where SCHED_REQUIREMENTS can read it: KVM = "YES", HOSTNAME, QEMU_VERSION ...
+        found = {k: v for k, v in facts.attributes.items() if host.template.get(k) != v}
+        if found:
+            host.template = {**host.template, **found}
         session.add(
             HostSample(
                 host_id=host.id,
@@ -161,10 +207,12 @@ class Monitor:
         )
 
     def _missed(
-        self, host: Host, vms: list[Vm], error: str, session: Session
+        self, host: Host, vms: list[Vm], probe: Probe, session: Session
     ) -> list[dict[str, Any]]:
+        error = probe.error
         host.missed_probes += 1
-        if host.missed_probes < self.error_after:
+        host.last_error = error[:2000]
+        if host.missed_probes < self.error_after and not probe.refused:
             return []
         if host.state not in (ERROR, DISABLED):
             log.warning("host %s missed %d probes: %s", host.name, host.missed_probes, error)
@@ -188,6 +236,8 @@ class Monitor:
             current = (vm.state, vm.lcm_state)
             if guest is not None and guest.state == "running":
                 session.add(_sample(vm.id, guest))
+            if guest is not None and guest.runtime and dict(guest.runtime) != vm.runtime:
+                vm.runtime = dict(guest.runtime)
             if current == machine.RUNNING and (guest is None or guest.state != "running"):
                 vm.state, vm.lcm_state = machine.POWEROFF
                 vm.error = "the guest is not running on its host any more"

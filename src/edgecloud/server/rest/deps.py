@@ -15,6 +15,7 @@ from edgecloud.server.background import Background
 from edgecloud.server.config import Settings
 from edgecloud.server.db.engine import Store
 from edgecloud.server.events import EventBus
+from edgecloud.server.lifecycle.drivers import Drivers
 from edgecloud.server.metrics import Metrics
 from edgecloud.server.services.objects import DEFAULT_PAGE, MAX_PAGE, ListQuery
 
@@ -28,12 +29,18 @@ class FrontEnd:
     authenticator: Authenticator
     events: EventBus
     metrics: Metrics
+    drivers: Drivers
     background: Background | None = None
 
     def wake(self) -> None:
         """Tell the background loops that there is new work."""
         if self.background is not None:
             self.background.wake()
+
+    def wake_monitor(self) -> None:
+        """Tell the monitor to probe now (a host was added or changed)."""
+        if self.background is not None:
+            self.background.monitor.wake()
 
 
 async def get_frontend(request: Request) -> FrontEnd:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response
 from edgecloud.api import infra as wire
 from edgecloud.api.workload import Sample
 from edgecloud.server.rest.crud import IdPath, crud_router
-from edgecloud.server.rest.deps import FrontEndDep, IdQuery, PrincipalDep, Seconds
-from edgecloud.server.services import monitoring
+from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, IdQuery, PrincipalDep, Seconds
+from edgecloud.server.services import guests, monitoring
 from edgecloud.server.services.clusters import Clusters
 from edgecloud.server.services.datastores import Datastores
 from edgecloud.server.services.hosts import Hosts
@@ -37,7 +37,12 @@ def routers() -> list[APIRouter]:
         clusters, path="/clusters", create=wire.ClusterCreate, update=wire.ClusterUpdate
     )
     host_router = crud_router(
-        hosts, path="/hosts", create=wire.HostCreate, update=wire.HostUpdate, filters=host_filters
+        hosts,
+        path="/hosts",
+        create=wire.HostCreate,
+        update=wire.HostUpdate,
+        filters=host_filters,
+        after_write=FrontEnd.wake_monitor,
     )
     ds_router = crud_router(
         datastores,
@@ -65,6 +70,18 @@ def routers() -> list[APIRouter]:
     ) -> wire.Host:
         with frontend.store.write() as session:
             return hosts.set_status(session, principal, obj_id, body)
+
+    @host_router.post(
+        "/{obj_id}/sync", response_model=wire.Host, summary="Copy the node code to the host"
+    )
+    def host_sync(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath) -> wire.Host:
+        with frontend.store.write() as session:
+            target = guests.sync_target(session, principal, obj_id)
+        version = guests.sync_node(frontend.drivers, target)
+        with frontend.store.write() as session:
+            guests.record_sync(session, obj_id, version)
+        with frontend.store.read() as session:
+            return hosts.get(session, principal, obj_id)
 
     @cluster_router.put(
         "/{obj_id}/{member}/{member_id}", status_code=204, summary="Add a datastore or vnet"

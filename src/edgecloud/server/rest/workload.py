@@ -19,7 +19,7 @@ from edgecloud.server.rest.deps import (
     PrincipalDep,
     Seconds,
 )
-from edgecloud.server.services import monitoring, operations
+from edgecloud.server.services import guests, monitoring, operations
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
 from edgecloud.server.services.vms import SHORT_FIELDS, Vms
@@ -149,6 +149,20 @@ def routers() -> list[APIRouter]:
         with frontend.store.read() as session:
             vms.load(session, principal, obj_id)
             return monitoring.vm_samples(session, obj_id, seconds=seconds)
+
+    @vm_router.get(
+        "/{obj_id}/console-log", response_model=wire.ConsoleLog, summary="The guest's console"
+    )
+    def console_log(
+        frontend: FrontEndDep,
+        principal: PrincipalDep,
+        obj_id: IdPath,
+        tail_bytes: Annotated[int, Query(ge=1, le=guests.MAX_CONSOLE_BYTES)] = 65536,
+    ) -> wire.ConsoleLog:
+        with frontend.store.write() as session:
+            target = guests.console_target(session, principal, obj_id)
+        text = guests.console_log(frontend.drivers, target, tail_bytes)
+        return wire.ConsoleLog(vm_id=obj_id, text=text)
 
     @vm_router.get(
         "/{obj_id}/history", response_model=list[wire.HistoryRecord], summary="What happened to it"

@@ -42,7 +42,11 @@ def in_clusters(host: HostView, cluster_ids: frozenset[int] | None) -> bool:
 
 def runs(host: HostView, hypervisor: str) -> bool:
     """Return whether the host runs VMs of this kind."""
-    return host.hypervisor == hypervisor or host.hypervisor == FAKE_HYPERVISOR
+    return (
+        host.hypervisor == hypervisor
+        or hypervisor in host.kinds
+        or host.hypervisor == FAKE_HYPERVISOR
+    )
 
 
 def split(requirement: Requirement) -> tuple[Requirement | None, Requirement | None]:
@@ -69,7 +73,8 @@ def group_hosts(ledger: Ledger) -> dict[Group, list[int]]:
     groups: dict[Group, list[int]] = {}
     for i, host in enumerate(ledger.hosts):
         if eligible(host):
-            groups.setdefault((host.cluster_id, host.hypervisor), []).append(i)
+            for kind in dict.fromkeys((host.hypervisor, *host.kinds)):
+                groups.setdefault((host.cluster_id, kind), []).append(i)
     return groups
 
 

@@ -69,6 +69,8 @@ class HostView:
     free_disk_mb: int | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
     cluster: ClusterView | None = field(default=None, repr=False, compare=False)
+    # Other guest kinds the host runs besides its own (a kvm host with lxc installed).
+    kinds: tuple[str, ...] = ()
 
     @property
     def max_cpu(self) -> float:

@@ -109,7 +109,11 @@ class _Planner:
         # Filters 1-3 (state, cluster, hypervisor) never change during a plan: apply
         # them once here, by grouping, instead of once per VM and host.
         self.groups = feasible.group_hosts(self.ledger)
-        self.group_of = {i: group for group, hosts in self.groups.items() for i in hosts}
+        # A host is in one group per kind it runs (a kvm host may also run lxc and microvm).
+        self.group_of: dict[int, list[feasible.Group]] = {}
+        for group, members in self.groups.items():
+            for i in members:
+                self.group_of.setdefault(i, []).append(group)
         # A host short of the smallest VM of the plan will never take one: views drop it
         # for good, which keeps full hosts from being looked at again and again.
         self.least = Need.least(needs)
@@ -210,7 +214,7 @@ class _Planner:
         # Hosts charged after a group's entries were built need a current entry; a host
         # listed twice is harmless (the second copy goes stale when it is charged).
         wanted = set(groups)
-        fresh = {i for i in self.changed[since:] if self.group_of[i] in wanted}
+        fresh = {i for i in self.changed[since:] if wanted.intersection(self.group_of[i])}
         ids, stamp = self.ledger.ids, self.ledger.stamp
         heap += [(-score(i), ids[i], i, stamp[i]) for i in fresh]
         if static is not None:  # hosts another view already found not to match
@@ -277,6 +281,7 @@ class _Planner:
         if not ledger.fits(i, self.least):
             return  # full for this plan: its old entries are stale and will be dropped
         host_id, stamp = ledger.ids[i], ledger.stamp[i]
-        for view in self.views_in.get(self.group_of[i], ()):
+        views = [v for g in self.group_of[i] for v in self.views_in.get(g, ())]
+        for view in views:
             if view.matches.get(i) is not False:
                 heapq.heappush(view.heap, (-view.score(i), host_id, i, stamp))

@@ -37,6 +37,11 @@ class Hosts(OwnedResource[Host, wire.HostCreate, wire.HostUpdate, wire.Host]):
             total_cpu=body.total_cpu,
             total_memory_mb=body.total_memory_mb,
             template=parse_template_input(body.template),
+            transport=body.transport,
+            address=body.address or body.name,
+            port=body.port,
+            root=body.root,
+            host_key=body.host_key,
         )
 
     def change(
@@ -74,6 +79,14 @@ class Hosts(OwnedResource[Host, wire.HostCreate, wire.HostUpdate, wire.Host]):
             "last_seen": row.last_seen,
             "free_disk_mb": row.free_disk_mb,
             "fenced": row.fenced,
+            "transport": row.transport,
+            "address": row.address,
+            "port": row.port,
+            "root": row.root,
+            "host_key": row.host_key,
+            "node_version": row.node_version,
+            "hypervisors": list(row.hypervisors),
+            "last_error": row.last_error,
         }
 
     def filters(self, params: dict[str, Any]) -> list[ColumnElement[bool]]:

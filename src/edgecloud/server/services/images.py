@@ -28,8 +28,11 @@ class Images(OwnedResource[Image, wire.ImageCreate, wire.ImageUpdate, wire.Image
     def build(self, session: Session, principal: Principal, body: wire.ImageCreate) -> Image:
         """Return a new image row, after the datastore and quota checks."""
         ds = load(session, principal, Datastore, "DATASTORE", body.datastore_id, right="USE")
-        if ds.kind != "image":
+        if ds.kind not in ("image", "file"):
             raise InvalidInput("datastore_id", f"datastore {ds.id} is a {ds.kind} datastore")
+        if body.path and not principal.is_admin:
+            # Hosts read the path as given: only an administrator may point at their files.
+            raise InvalidInput("path", "registering a path on the hosts is for administrators")
         quotas.charge(session, principal.user_id, principal.group_id, quotas.Usage(images=1))
         return Image(
             name=body.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -130,6 +131,7 @@ class Vms(OwnedResource[Vm, wire.VmCreate, wire.VmUpdate, wire.Vm]):
             "updated_at": row.updated_at,
             "error": row.error,
             "resched": row.resched,
+            "runtime": row.runtime,
             "user_template": row.user_template,
             "nics": _nics(row),
         }
@@ -189,6 +191,7 @@ class Vms(OwnedResource[Vm, wire.VmCreate, wire.VmUpdate, wire.Vm]):
 
 
 def _resolve_disks(session: Session, principal: Principal, attrs: dict[str, Any]) -> None:
+    """Fill in each disk's image (SOURCE, FORMAT, TYPE) and the OS's kernel and initrd files."""
     for index, disk in enumerate(attrs.get("DISK", [])):
         field = f"template.DISK[{index}]"
         if "IMAGE_ID" in disk:
@@ -200,7 +203,42 @@ def _resolve_disks(session: Session, principal: Principal, attrs: dict[str, Any]
         disk["IMAGE_ID"] = str(image.id)
         disk["IMAGE"] = image.name
         disk.setdefault("SIZE", str(image.size_mb))
+        disk["SOURCE"], disk["FORMAT"], disk["TYPE"] = image.path, image.format, image.kind
         image.running_vms += 1
+    os_ = attrs.get("OS")
+    if not isinstance(os_, dict):
+        return
+    for key, kind in (("KERNEL", "KERNEL"), ("INITRD", "RAMDISK")):
+        if key in os_ and not principal.is_admin:
+            raise InvalidInput(
+                f"template.OS.{key}",
+                f"a path on the host is for administrators; use {key}_DS with an image",
+            )
+        ref = os_.get(f"{key}_DS")
+        if ref is None:
+            continue
+        field = f"template.OS.{key}_DS"
+        image = _file_image(session, principal, str(ref), field)
+        if image.kind != kind:
+            raise InvalidInput(field, f"image {image.id} is a {image.kind} image, not {kind}")
+        os_[key] = image.path
+
+
+_FILE_REF = re.compile(r'^\$FILE\[\s*IMAGE(_ID)?\s*=\s*"?([^"\]]+)"?\s*\]$')
+
+
+def _file_image(session: Session, principal: Principal, ref: str, field: str) -> Image:
+    """Resolve OpenNebula's $FILE[IMAGE_ID=n] or $FILE[IMAGE="name"] to a usable image."""
+    match = _FILE_REF.match(ref.strip())
+    if match is None:
+        raise InvalidInput(field, 'must be $FILE[IMAGE_ID=<id>] or $FILE[IMAGE="<name>"]')
+    if match.group(1):
+        if not match.group(2).strip().isdigit():
+            raise InvalidInput(field, f"IMAGE_ID must be a number, got {match.group(2)!r}")
+        image: Image = load(session, principal, Image, "IMAGE", int(match.group(2)), right="USE")
+        return image
+    found: Image = _by_name(session, principal, Image, "IMAGE", match.group(2).strip(), field)
+    return found
 
 
 def _by_name(

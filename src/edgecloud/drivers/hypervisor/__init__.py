@@ -1,0 +1,1 @@
+"""Hypervisor drivers that act on real hosts through the node code (kvm, lxc, microvm)."""

@@ -1,0 +1,261 @@
+"""kvm, lxc and microvm hosts: the node code (edgecloud.node) run over the host's transport.
+
+Each action is one command on the host, ``python3 ROOT/node.pyz ACTION`` with a JSON
+request on stdin and a JSON answer on stdout (see edgecloud.node). The node code is
+copied to the host on first contact and again whenever this front-end's version of it
+differs from what the host runs; the host's SSH key is pinned on first contact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from edgecloud.drivers.base import (
+    DriverError,
+    GuestSpec,
+    GuestStatus,
+    HostFacts,
+    HostRef,
+    Transport,
+)
+from edgecloud.drivers.hypervisor.spec import DEFAULT_BOOT_TIMEOUT, node_spec
+from edgecloud.drivers.registry import register
+from edgecloud.drivers.transport.keys import ensure_client_key
+from edgecloud.drivers.transport.pool import TransportPool
+from edgecloud.drivers.transport.ssh import fetch_host_key
+from edgecloud.node.build import build_zipapp, node_version
+
+log = logging.getLogger("edgecloud.drivers.node")
+
+PYTHON = "python3"
+# Installs the zipapp atomically: a fixed script; the paths are its arguments.
+_INSTALL = 'set -e; mkdir -p "$1"; cat > "$2.tmp"; mv -f "$2.tmp" "$2"'
+# Short actions; deploy, shutdown, save and restore get their own, longer budgets.
+ACTION_TIMEOUT = 60.0
+STOP_TIMEOUT = 20
+
+
+class NodeMissing(DriverError):
+    """The host has no node code (or an unreadable one) yet."""
+
+
+class NodeHypervisor:
+    """One driver for every kind the node code runs; kvm, lxc and microvm hosts share it."""
+
+    def __init__(self, *, client_key: Path, pool: TransportPool | None = None) -> None:
+        """Use the front-end's SSH key; transports are kept one per host."""
+        self.pool = pool or TransportPool(client_key)
+        self._synced: dict[tuple[int, str], str] = {}
+        self._lock = threading.Lock()
+        self._zip: bytes | None = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _transport(self, host: HostRef, host_key: str | None = None) -> Transport:
+        return self.pool.get(
+            host_id=host.id,
+            address=host.address or host.name,
+            port=host.port,
+            kind=host.transport,
+            host_key=host_key if host_key is not None else host.host_key,
+        )
+
+    def _run(
+        self, host: HostRef, action: str, request: dict[str, Any], *, timeout: float
+    ) -> dict[str, Any]:
+        body = json.dumps({"root": host.root, **request}).encode()
+        argv = [PYTHON, f"{host.root}/node.pyz", action]
+        result = self._transport(host).run(argv, timeout=timeout, stdin=body)
+        try:
+            answer = json.loads(result.stdout)
+        except ValueError:
+            detail = (result.stderr or result.stdout).strip()[-500:]
+            if "node.pyz" in detail and ("No such file" in detail or "can't" in detail):
+                raise NodeMissing(f"host {host.name} has no node code at {host.root}") from None
+            raise DriverError(
+                f"node action {action} on {host.name} gave no answer "
+                f"(exit {result.exit_status}): {detail}"
+            ) from None
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            error = answer.get("error", "unknown error") if isinstance(answer, dict) else answer
+            raise DriverError(f"{action} on {host.name}: {error}")
+        found = answer.get("result", {})
+        return found if isinstance(found, dict) else {}
+
+    def _call(
+        self, host: HostRef, action: str, request: dict[str, Any], *, timeout: float
+    ) -> dict[str, Any]:
+        """Run an action; install the node code first when the host lacks it."""
+        key = (host.id, host.root)
+        if self._synced.get(key) != node_version():
+            self.sync(host)
+        try:
+            return self._run(host, action, request, timeout=timeout)
+        except NodeMissing:
+            self._synced.pop(key, None)
+            self.sync(host, force=True)
+            return self._run(host, action, request, timeout=timeout)
+
+    def _zipapp(self) -> bytes:
+        with self._lock:
+            if self._zip is None:
+                with tempfile.TemporaryDirectory(prefix="ec-node-") as tmp:
+                    path = Path(tmp) / "node.pyz"
+                    build_zipapp(path)
+                    self._zip = path.read_bytes()
+            return self._zip
+
+    # -- NodeSync ---------------------------------------------------------------------
+
+    def sync(self, host: HostRef, *, force: bool = False) -> str:
+        """Copy the node code to the host unless it already runs this version."""
+        want = node_version()
+        if not force:
+            try:
+                have = str(self._run(host, "version", {}, timeout=ACTION_TIMEOUT)["version"])
+            except NodeMissing:
+                have = ""
+            except DriverError as exc:
+                log.info("node code on %s unusable, reinstalling: %s", host.name, exc)
+                have = ""
+            if have == want:
+                self._synced[(host.id, host.root)] = want
+                return want
+        target = f"{host.root}/node.pyz"
+        result = self._transport(host).run(
+            ["sh", "-c", _INSTALL, "sh", host.root, target],
+            timeout=ACTION_TIMEOUT,
+            stdin=self._zipapp(),
+        )
+        if result.exit_status != 0:
+            raise DriverError(f"copying node code to {host.name}: {result.stderr.strip()}")
+        have = str(self._run(host, "version", {}, timeout=ACTION_TIMEOUT)["version"])
+        if have != want:
+            raise DriverError(f"{host.name} runs node code {have} after copying {want}")
+        log.info("node code %s installed on %s", want[:12], host.name)
+        self._synced[(host.id, host.root)] = want
+        return want
+
+    # -- Hypervisor -------------------------------------------------------------------
+
+    def probe(self, host: HostRef) -> HostFacts:
+        """Pin the host key on first contact, install the node code, report capacity."""
+        pinned: str | None = None
+        if host.transport == "ssh" and not host.host_key:
+            pinned = fetch_host_key(host.address or host.name, port=host.port)
+            self._transport(host, host_key=pinned)
+            host = _with_key(host, pinned)
+        facts = self._call(host, "probe", {}, timeout=ACTION_TIMEOUT)
+        return HostFacts(
+            total_cpu=float(facts.get("cpu", 0)),
+            total_memory_mb=int(facts.get("memory_mb", 0)),
+            used_cpu=float(facts.get("used_cpu", 0.0)),
+            used_memory_mb=int(facts.get("used_memory_mb", 0)),
+            free_disk_mb=int(facts.get("free_disk_mb", 0)),
+            hypervisors=tuple(str(h) for h in facts.get("hypervisors", ())),
+            attributes={
+                "HOSTNAME": str(facts.get("hostname", "")),
+                "KVM": "YES" if facts.get("kvm") else "NO",
+                "LXC_UNPRIVILEGED": "YES" if facts.get("unprivileged_lxc") else "NO",
+                "QEMU_VERSION": str(facts.get("qemu_version", "")),
+                "LXC_VERSION": str(facts.get("lxc_version", "")),
+                "TOTAL_DISK": str(facts.get("total_disk_mb", 0)),
+            },
+            host_key=pinned,
+            node_version=str(facts.get("version", "")),
+        )
+
+    def deploy(self, host: HostRef, spec: GuestSpec) -> str:
+        """Start the guest; return once it has really started (see the node's deploy)."""
+        kind = spec.kind or "kvm"
+        body = node_spec(spec, kind)
+        timeout = float(body.get("boot_timeout", DEFAULT_BOOT_TIMEOUT)) + 30
+        found = self._call(host, "deploy", {"kind": kind, "spec": body}, timeout=timeout)
+        return str(found.get("deploy_id", body["deploy_id"]))
+
+    def shutdown(self, host: HostRef, deploy_id: str, *, hard: bool) -> None:
+        """ACPI power-off (or the container's halt signal), hard stop after a timeout."""
+        request = {"deploy_id": deploy_id, "hard": hard, "timeout": STOP_TIMEOUT}
+        self._call(host, "shutdown", request, timeout=STOP_TIMEOUT + 30)
+
+    def reboot(self, host: HostRef, deploy_id: str, *, hard: bool) -> None:
+        """Reboot (reset when hard)."""
+        self._call(host, "reboot", {"deploy_id": deploy_id, "hard": hard}, timeout=ACTION_TIMEOUT)
+
+    def save(self, host: HostRef, deploy_id: str) -> None:
+        """Save the guest's memory on the host and stop it."""
+        self._call(host, "save", {"deploy_id": deploy_id}, timeout=300)
+
+    def restore(self, host: HostRef, deploy_id: str) -> None:
+        """Start the guest from its saved memory."""
+        self._call(host, "restore", {"deploy_id": deploy_id}, timeout=300)
+
+    def cleanup(self, host: HostRef, deploy_id: str) -> None:
+        """Remove what is left of the guest on the host."""
+        self._call(host, "cleanup", {"deploy_id": deploy_id}, timeout=ACTION_TIMEOUT)
+
+    def poll(self, host: HostRef, deploy_id: str) -> GuestStatus:
+        """Report one guest."""
+        return _status(self._call(host, "poll", {"deploy_id": deploy_id}, timeout=ACTION_TIMEOUT))
+
+    def poll_all(self, host: HostRef) -> list[GuestStatus]:
+        """Report every guest under the host's root."""
+        found = self._call(host, "poll_all", {}, timeout=ACTION_TIMEOUT)
+        return [_status(g) for g in found.get("guests", ())]
+
+    # -- ConsoleLog -------------------------------------------------------------------
+
+    def console_log(self, host: HostRef, deploy_id: str, *, tail_bytes: int) -> str:
+        """Return the tail of the guest's console."""
+        found = self._call(
+            host,
+            "console_log",
+            {"deploy_id": deploy_id, "tail_bytes": tail_bytes},
+            timeout=ACTION_TIMEOUT,
+        )
+        return str(found.get("text", ""))
+
+
+def _with_key(host: HostRef, key: str) -> HostRef:
+    return replace(host, host_key=key)
+
+
+def _status(raw: dict[str, Any]) -> GuestStatus:
+    deploy_id = str(raw.get("deploy_id", ""))
+    vm_id = raw.get("vm_id")
+    if vm_id is None and deploy_id.startswith("one-"):
+        vm_id = deploy_id[4:]
+    runtime = {k: raw[k] for k in ("kind", "accel", "privileged") if raw.get(k) is not None}
+    figures = raw.get("figures") or {}
+    return GuestStatus(
+        deploy_id=deploy_id,
+        vm_id=int(vm_id or -1),
+        state=str(raw.get("state", "missing")),
+        figures={k: float(v) for k, v in figures.items() if isinstance(v, int | float)},
+        runtime=runtime,
+    )
+
+
+_SHARED: dict[str, NodeHypervisor] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(*, key_dir: Path | str) -> NodeHypervisor:
+    """Return the one driver for the key pair in `key_dir` (made on first use); kvm, lxc
+    and microvm hosts share its connections."""
+    key = str(ensure_client_key(Path(key_dir)))
+    with _SHARED_LOCK:
+        driver = _SHARED.get(key)
+        if driver is None:
+            driver = _SHARED[key] = NodeHypervisor(client_key=Path(key))
+        return driver
+
+
+for _kind in ("kvm", "lxc", "microvm"):
+    register("hypervisor", _kind, shared)

@@ -1,0 +1,82 @@
+"""From a VM's template (OpenNebula attributes) to the spec the node's deploy action takes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from edgecloud.drivers.base import DriverError, GuestSpec
+
+DEFAULT_BOOT_TIMEOUT = 120
+# Disks of these image kinds are booted from, not attached.
+_BOOT_FILES = frozenset({"KERNEL", "RAMDISK", "CONTEXT"})
+
+
+def _one(value: Any) -> Mapping[str, Any]:
+    """Return a vector attribute (a template may give one as a list of one)."""
+    if isinstance(value, list):
+        return value[0] if value and isinstance(value[0], Mapping) else {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _many(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, Mapping)]
+    return [value] if isinstance(value, Mapping) else []
+
+
+def _yes(value: Any) -> bool:
+    return str(value).strip().lower() in ("yes", "true", "1", "on")
+
+
+def _number(template: Mapping[str, Any], key: str, default: float) -> float:
+    raw = template.get(key, default)
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise DriverError(f"template {key} is not a number: {raw!r}") from None
+
+
+def node_spec(spec: GuestSpec, kind: str) -> dict[str, Any]:
+    """Return the node's deploy spec for a guest of `kind` (kvm, lxc or microvm)."""
+    t = spec.template
+    os_ = _one(t.get("OS"))
+    disks = [d for d in _many(t.get("DISK")) if str(d.get("TYPE", "OS")).upper() not in _BOOT_FILES]
+    out: dict[str, Any] = {
+        "deploy_id": spec.deploy_id or f"one-{spec.vm_id}",
+        "vm_id": spec.vm_id,
+        "name": spec.name,
+        "vcpu": max(1, int(_number(t, "VCPU", 1))),
+        "memory_mb": int(_number(t, "MEMORY", 128)),
+        "boot_timeout": _number(t, "BOOT_TIMEOUT", DEFAULT_BOOT_TIMEOUT),
+        "vnc": str(_one(t.get("GRAPHICS")).get("TYPE", "")).upper() == "VNC",
+    }
+    if t.get("READY_MARKER"):
+        out["ready_marker"] = str(t["READY_MARKER"])
+    if kind == "lxc":
+        sources = [str(d["SOURCE"]) for d in disks if d.get("SOURCE")]
+        if not sources:
+            raise DriverError("an lxc container needs a DISK with a rootfs image")
+        out["rootfs"] = sources[0]
+        # OpenNebula's attribute: containers are unprivileged unless it says "no".
+        out["privileged"] = not _yes(t.get("LXC_UNPRIVILEGED", "yes"))
+        return out
+    if os_.get("KERNEL"):
+        out["kernel"] = str(os_["KERNEL"])
+        if os_.get("INITRD"):
+            out["initrd"] = str(os_["INITRD"])
+        out["cmdline"] = str(os_.get("KERNEL_CMD", ""))
+    out["disks"] = [
+        {
+            "path": str(d["SOURCE"]),
+            "format": str(d.get("FORMAT", d.get("DRIVER", "raw"))).lower(),
+            "readonly": _yes(d.get("READONLY", "no")),
+        }
+        for d in disks
+        if d.get("SOURCE")
+    ]
+    if "kernel" not in out and not out["disks"]:
+        raise DriverError(f"a {kind} guest needs OS KERNEL or a DISK to boot from")
+    if kind == "microvm" and "kernel" not in out:
+        raise DriverError("a microvm guest boots a kernel: set OS KERNEL_DS (or KERNEL)")
+    return out

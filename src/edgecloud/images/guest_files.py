@@ -1,0 +1,130 @@
+"""The files the tiny images carry besides busybox and kernel modules: init scripts and /etc."""
+
+from __future__ import annotations
+
+MARKER = "EDGECLOUD-READY"
+MODULE_LIST = "etc/tiny/modules"  # the initramfs's insmod list, one path a line, in load order
+
+# /init of the VM initramfs. The kernel runs it as PID 1: it must never exit, so it ends
+# by exec'ing busybox init, and anything that may fail (context.sh) runs in a subshell.
+VM_INIT = f"""#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc -o nosuid,nodev,noexec proc /proc
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620 devpts /dev/pts
+mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
+mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
+exec 0</dev/console 1>/dev/console 2>&1
+
+while read -r module; do
+    insmod "$module" || echo "tiny-init: insmod $module failed"
+done < /{MODULE_LIST}
+
+name=tiny
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in hostname=?*) name="${{arg#hostname=}}" ;; esac
+done
+hostname "$name"
+echo "$name" > /etc/hostname
+ip link set lo up
+
+# The power button (ACPI "button" module) shows up as an input device: acpid turns a
+# press (QMP system_powerdown) into /etc/acpi/PWRF/00000080, which powers off.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    [ -e /dev/input/event0 ] && break
+    sleep 0.1
+done
+acpid
+
+/etc/tiny/context
+
+echo "{MARKER}"
+exec /sbin/init
+"""
+
+# Contextualization hook: a CD-ROM labelled CONTEXT or cidata is mounted at /mnt/context;
+# its context.sh is sourced in a subshell, and START_SCRIPT (if set) is run.
+CONTEXT = """#!/bin/sh
+dev=$(findfs LABEL=CONTEXT 2>/dev/null || findfs LABEL=cidata 2>/dev/null) || exit 0
+mkdir -p /mnt/context
+mount -t iso9660 -o ro "$dev" /mnt/context || exit 0
+[ -f /mnt/context/context.sh ] || exit 0
+(
+    . /mnt/context/context.sh
+    if [ -n "$START_SCRIPT" ]; then
+        printf '%s\\n' "$START_SCRIPT" > /run/start_script
+        chmod 0755 /run/start_script
+        /run/start_script
+    fi
+)
+"""
+
+VM_INITTAB = """::respawn:/bin/cttyhack /bin/sh -l
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/sync
+::shutdown:/bin/umount -a -r
+"""
+
+POWER_BUTTON = """#!/bin/sh
+exec /sbin/poweroff
+"""
+
+# LXC system container: busybox init runs rcS, then keeps a shell on the console.
+# LXC stops it with lxc.signal.halt = SIGUSR2 (busybox init: USR1 halt, USR2 poweroff,
+# TERM reboot).
+CT_INITTAB = """::sysinit:/etc/init.d/rcS
+::respawn:-/bin/sh
+::shutdown:/bin/sync
+"""
+
+CT_RCS = f"""#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+[ -e /proc/self ] || mount -t proc proc /proc
+mkdir -p /run /tmp
+ip link set lo up 2>/dev/null
+echo "{MARKER}" > /dev/console
+"""
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\n"
+GROUP = "root:x:0:\ntty:x:5:\n"
+PROFILE = 'export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nPS1="$(hostname):\\w# "\n'
+
+# Path -> (content, permissions), shared by the initramfs and the container rootfs.
+COMMON_ETC: dict[str, tuple[str, int]] = {
+    "etc/passwd": (PASSWD, 0o644),
+    "etc/group": (GROUP, 0o644),
+    "etc/profile": (PROFILE, 0o644),
+    "etc/hostname": ("tiny\n", 0o644),
+}
+VM_FILES: dict[str, tuple[str, int]] = {
+    **COMMON_ETC,
+    "init": (VM_INIT, 0o755),
+    "etc/inittab": (VM_INITTAB, 0o644),
+    "etc/tiny/context": (CONTEXT, 0o755),
+    "etc/acpi/PWRF/00000080": (POWER_BUTTON, 0o755),
+}
+CT_FILES: dict[str, tuple[str, int]] = {
+    **COMMON_ETC,
+    "etc/inittab": (CT_INITTAB, 0o644),
+    "etc/init.d/rcS": (CT_RCS, 0o755),
+}
+# Directories both trees have (the VM's get its mounts over them).
+DIRS = (
+    "bin",
+    "sbin",
+    "usr",
+    "usr/bin",
+    "usr/sbin",
+    "dev",
+    "proc",
+    "sys",
+    "tmp",
+    "run",
+    "root",
+    "etc",
+    "var",
+    "var/log",
+    "mnt",
+)

@@ -1,0 +1,183 @@
+"""`python3 node.pyz <action>`: one JSON request on stdin, one JSON answer on stdout.
+
+Whatever happens, stdout carries exactly one JSON object and the exit status says whether
+it is an answer (0) or an error (1); a traceback never reaches stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from edgecloud.node import PROTOCOL_VERSION, lxc, qemu
+from edgecloud.node.guest import GuestDir, console_tail, guest_ids, guest_lock, read_spec
+from edgecloud.node.probe import probe
+from edgecloud.node.protocol import (
+    KINDS,
+    NodeError,
+    bad,
+    deploy_id,
+    flag,
+    integer,
+    kind,
+    number,
+    obj,
+    root,
+)
+
+DEFAULT_SHUTDOWN_TIMEOUT = 20.0
+Request = dict[str, Any]
+
+
+def version() -> str:
+    """Return this code's version: the build's content hash when run from a zipapp."""
+    try:
+        built = importlib.import_module("edgecloud.node._version")  # written by build.py
+    except ImportError:
+        return f"dev-{PROTOCOL_VERSION}"
+    return str(built.VERSION)
+
+
+def _stored_kind(request: Request) -> str:
+    """Return the kind a guest was deployed as.
+
+    spec.json says; else the request's "kind" (optional for every action but deploy);
+    else "lxc" when ROOT/lxc/<id> exists, "kvm" otherwise.
+    """
+    guest = GuestDir(root(request), deploy_id(request))
+    stored = (read_spec(guest) or {}).get("kind")
+    if stored in KINDS:
+        return str(stored)
+    if request.get("kind") is not None:
+        return kind(request)
+    return "lxc" if guest.container.is_dir() else "kvm"
+
+
+def _deploy(request: Request) -> dict[str, Any]:
+    spec = obj(request, "spec")
+    if kind(request) == "lxc":
+        return lxc.deploy(root(request), spec)
+    return qemu.deploy(root(request), kind(request), spec)
+
+
+def _is_lxc(request: Request) -> bool:
+    return _stored_kind(request) == "lxc"
+
+
+def _shutdown(request: Request) -> dict[str, Any]:
+    args = (root(request), deploy_id(request), flag(request, "hard"))
+    timeout = number(request, "timeout", DEFAULT_SHUTDOWN_TIMEOUT)
+    return lxc.shutdown(*args, timeout) if _is_lxc(request) else qemu.shutdown(*args, timeout)
+
+
+def _reboot(request: Request) -> dict[str, Any]:
+    args = (root(request), deploy_id(request), flag(request, "hard"))
+    return lxc.reboot(*args) if _is_lxc(request) else qemu.reboot(*args)
+
+
+GuestAction = Callable[[Path, str], dict[str, Any]]
+
+
+def _by_kind(on_qemu: GuestAction, on_lxc: GuestAction) -> Callable[[Request], dict[str, Any]]:
+    def handler(request: Request) -> dict[str, Any]:
+        action = on_lxc if _is_lxc(request) else on_qemu
+        return action(root(request), deploy_id(request))
+
+    return handler
+
+
+def _poll_one(base: Path, guest_kind: str, deploy: str) -> dict[str, Any]:
+    if guest_kind == "lxc":
+        return lxc.poll(base, deploy)
+    return qemu.poll(base, guest_kind, deploy)
+
+
+def _poll(request: Request) -> dict[str, Any]:
+    return _poll_one(root(request), _stored_kind(request), deploy_id(request))
+
+
+def _poll_all(request: Request) -> dict[str, Any]:
+    base = root(request)
+    guests = []
+    for deploy in guest_ids(base):
+        guest_kind = _stored_kind({"root": str(base), "deploy_id": deploy})
+        guests.append(_poll_one(base, guest_kind, deploy))
+    return {"guests": guests}
+
+
+def _console_log(request: Request) -> dict[str, Any]:
+    guest = GuestDir(root(request), deploy_id(request))
+    if not guest.exists():
+        raise NodeError("missing", f"{guest.deploy_id} is not on this host")
+    tail = integer(request, "tail_bytes", 65536, minimum=0)
+    return {"text": console_tail(guest.console, tail)}
+
+
+ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
+    "version": lambda request: {"version": version()},
+    "probe": lambda request: probe(root(request), version()),
+    "deploy": _deploy,
+    "shutdown": _shutdown,
+    "reboot": _reboot,
+    "save": _by_kind(qemu.save, lxc.save),
+    "restore": _by_kind(qemu.restore, lxc.restore),
+    "cleanup": _by_kind(qemu.cleanup, lxc.cleanup),
+    "poll": _poll,
+    "poll_all": _poll_all,
+    "console_log": _console_log,
+}
+
+
+# One at a time per guest: a deploy retried while the first still boots waits for it.
+CHANGES_A_GUEST = {"deploy", "shutdown", "reboot", "save", "restore", "cleanup"}
+
+
+def handle(action: str, raw: str) -> dict[str, Any]:
+    """Run one action on one raw request; return the answer object (never raises)."""
+    try:
+        if action not in ACTIONS:
+            raise bad(f"unknown action {action[:40]!r}")
+        try:
+            request = json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            raise bad(f"the request is not JSON: {exc}") from exc
+        if not isinstance(request, dict):
+            raise bad("the request must be a JSON object")
+        if action != "version":
+            root(request)  # every other action needs ROOT
+        if action not in CHANGES_A_GUEST:
+            return {"ok": True, "result": ACTIONS[action](request)}
+        target = obj(request, "spec") if action == "deploy" else request
+        with guest_lock(root(request), deploy_id(target)):
+            return {"ok": True, "result": ACTIONS[action](request)}
+    except NodeError as exc:
+        return {"ok": False, "kind": exc.kind, "error": exc.message}
+    except Exception as exc:  # the protocol's "failed" answer
+        return {"ok": False, "kind": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
+    """Read the request, run the action, print the answer; return the exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        answer: dict[str, Any] = {
+            "ok": False,
+            "kind": "bad_request",
+            "error": "usage: node.pyz <action>  (one JSON request on stdin)",
+        }
+    else:
+        raw = "" if args[0] == "version" else (stdin or sys.stdin).read()
+        with contextlib.redirect_stdout(sys.stderr):  # stray prints must not reach stdout
+            answer = handle(args[0], raw)
+    sys.stdout.write(json.dumps(answer, sort_keys=True) + "\n")
+    sys.stdout.flush()
+    return 0 if answer["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

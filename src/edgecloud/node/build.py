@@ -1,0 +1,88 @@
+"""Building the node zipapp (this runs on the front-end; standard library only).
+
+The zipapp holds edgecloud/node/*.py (not this file), the installed `qemu.qmp` package
+and a `__main__.py` that runs `edgecloud.node.__main__.main`. Its version is the SHA-256
+of that content (names and bytes, sorted), so the same code always has the same version;
+the build adds it as `edgecloud/node/_version.py`. Entries carry a fixed timestamp and
+mode, so the archive bytes are reproducible too (for a given zlib).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import zipfile
+from pathlib import Path
+
+NODE_DIR = Path(__file__).resolve().parent
+EXCLUDED = {"build.py", "_version.py"}
+QMP_EXCLUDED = {"qmp_tui.py"}  # needs urwid; nothing here uses it
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+SHEBANG = b"#!/usr/bin/env python3\n"
+MAIN = b"""import sys
+
+from edgecloud.node.__main__ import main
+
+sys.exit(main())
+"""
+PACKAGE_INIT = b'"""edgecloud: only the node code ships to hosts."""\n'
+
+
+def _qmp_dir() -> Path:
+    found = importlib.util.find_spec("qemu.qmp")
+    if found is None or found.origin is None:
+        raise RuntimeError("the qemu.qmp package is not installed")
+    return Path(found.origin).parent
+
+
+def _content() -> dict[str, bytes]:
+    """Return the zipapp's files (without _version.py), by archive name."""
+    files = {"__main__.py": MAIN, "edgecloud/__init__.py": PACKAGE_INIT}
+    for path in sorted(NODE_DIR.glob("*.py")):
+        if path.name not in EXCLUDED:
+            files[f"edgecloud/node/{path.name}"] = path.read_bytes()
+    files["qemu/__init__.py"] = b""  # a regular package: zipimport and namespaces disagree
+    for path in sorted(_qmp_dir().iterdir()):
+        if path.suffix == ".py" and path.name not in QMP_EXCLUDED:
+            files[f"qemu/qmp/{path.name}"] = path.read_bytes()
+    return files
+
+
+def _digest(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+@functools.cache
+def node_version() -> str:
+    """Return the version of the node code in this checkout (computed once)."""
+    return _digest(_content())
+
+
+def build_zipapp(dest: Path) -> str:
+    """Write the zipapp to `dest` (atomically) and return its version."""
+    files = _content()
+    version = _digest(files)
+    files["edgecloud/node/_version.py"] = f'VERSION = "{version}"\n'.encode()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as raw:
+            raw.write(SHEBANG)
+            with zipfile.ZipFile(raw, "w") as archive:
+                for name in sorted(files):
+                    entry = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+                    entry.external_attr = 0o644 << 16
+                    entry.compress_type = zipfile.ZIP_DEFLATED
+                    archive.writestr(entry, files[name], compresslevel=9)
+        tmp.chmod(0o755)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return version
