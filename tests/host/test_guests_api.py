@@ -147,6 +147,21 @@ def test_kvm_vm_lifecycle(admin: Client, hosts: list[Host], two_hosts: list[NetH
     assert leftovers(net, running.deploy_id) == []
 
 
+def test_microvm_boots_and_terminates(
+    admin: Client, hosts: list[Host], two_hosts: list[NetHost]
+) -> None:
+    host, net = hosts[0], two_hosts[0]
+    vm = create_on(admin, "tiny-microvm", host)
+    wait_vms(admin, [vm.id], lambda s: s == "ACTIVE/RUNNING", timeout=BOOT)
+    deploy_id = admin.vms.get(vm.id).deploy_id
+    assert "EDGECLOUD-READY" in admin.vms.console_log(vm.id)
+    (line,) = [p for p in guest_processes(net) if deploy_id in p]
+    assert "microvm" in line
+    admin.vms.action(vm.id, "terminate", hard=True)
+    wait_vms(admin, [vm.id], lambda s: s == "DONE", timeout=60)
+    assert leftovers(net, deploy_id) == []
+
+
 def test_lxc_container_lifecycle(
     admin: Client, hosts: list[Host], two_hosts: list[NetHost]
 ) -> None:

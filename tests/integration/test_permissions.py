@@ -110,7 +110,7 @@ def test_only_admin_gives_objects_away(make_user: MakeUser) -> None:
 
 def test_operations_are_private(make_user: MakeUser, admin: Client) -> None:
     alice, bob = make_user(), make_user()
-    host = admin.hosts.create(name="ops-host", total_cpu=2, total_memory_mb=1024)
+    host = admin.hosts.create(name="ops-host", total_cpu=64, total_memory_mb=65536)
     vm = alice.vms.create(template={"CPU": 1, "MEMORY": 64}, hold=True)
     admin.vms.chown(vm.id, owner_id=alice.me().id)
     op = admin.vms.action(vm.id, "deploy", host_id=host.id).operation

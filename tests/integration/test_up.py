@@ -29,7 +29,15 @@ def _free_port() -> int:
 def served(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     """Run `edgecloud up --local-host` as a subprocess; stop it by its PID afterwards."""
     url = f"http://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "EDGECLOUD_HOME": str(tmp_path), "EDGECLOUD_MONITOR_INTERVAL": "1"}
+    host_root = tmp_path / "host"
+    host_root.mkdir()
+    tmp_path.chmod(0o755)
+    env = {
+        **os.environ,
+        "EDGECLOUD_HOME": str(tmp_path),
+        "EDGECLOUD_MONITOR_INTERVAL": "1",
+        "EDGECLOUD_LOCAL_HOST_ROOT": str(host_root),
+    }
     env.pop("EDGECLOUD_DB", None)
     proc = subprocess.Popen(
         [EDGECLOUD, "up", "--bind", url.removeprefix("http://"), "--local-host"],

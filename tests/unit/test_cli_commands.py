@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_cli_context import FakeFrontEnd, host_data, owned, run, vm_data
+from tests.unit.test_cli_context import FakeFrontEnd, host_data, owned, page, run, vm_data
 
 pytestmark = pytest.mark.unit
 
@@ -180,6 +180,18 @@ def test_vm_create_from_a_stored_template(api: FakeFrontEnd) -> None:
     api.on("POST", "/vms", vm_data(8, "web"), 201)
     assert run("vm", "create", "--template-id", "2", "--name", "web").exit_code == 0
     assert api.sent("POST", "/vms") == {"name": "web", "template_id": 2}
+
+
+def test_vm_create_from_a_template_by_name(api: FakeFrontEnd) -> None:
+    tiny = owned(4, "tiny-vm", template={"CPU": "0.5"})
+    api.on("GET", "/templates", page(owned(3, "tiny-vm-old", template={}), tiny))
+    api.on("POST", "/vms", vm_data(8, "web"), 201)
+    assert run("vm", "create", "--template", "tiny-vm").exit_code == 0
+    assert api.sent("POST", "/vms") == {"template_id": 4}
+    api.on("GET", "/templates", page())
+    missing = run("vm", "create", "--template", "nope")
+    assert missing.exit_code == 2
+    assert "no template named 'nope'" in missing.output
 
 
 def test_vm_create_needs_a_file_or_a_template(api: FakeFrontEnd) -> None:

@@ -1,10 +1,13 @@
 """`edgecloud image`: disk images in image datastores."""
 
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from edgecloud.api.workload import ImageKind
+from edgecloud.cli.context import cli_state
 from edgecloud.cli.nouns import (
     NameFilter,
     Noun,
@@ -18,7 +21,8 @@ from edgecloud.cli.nouns import (
     read_template,
     updated,
 )
-from edgecloud.cli.output import mib
+from edgecloud.cli.output import Format, fail, mib, print_data
+from edgecloud.images import ImageBuildError, ensure_tiny
 
 IMAGE = Noun(
     "image",
@@ -37,6 +41,9 @@ IMAGE = Noun(
 )
 app = noun_app("Images: OS disks, CD-ROMs and data blocks.")
 add_common(app, IMAGE, ("show", "delete", "chmod", "chown"))
+
+build_app = typer.Typer(help="Build the images edgecloud makes itself.", no_args_is_help=True)
+app.add_typer(build_app, name="build")
 
 Kind = Annotated[ImageKind | None, typer.Option("--type", help="Image type.")]
 
@@ -94,3 +101,26 @@ def update(
     body = changes(persistent=persistent, kind=kind, template=read_template(file))
     state, images = IMAGE.of(ctx)
     updated(state, "image", obj_id, images.update(obj_id, **body))
+
+
+@build_app.command("tiny")
+def build_tiny(
+    ctx: typer.Context,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Cache directory (default: $EDGECLOUD_IMAGE_CACHE or /var/cache/...)."),
+    ] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build again even if cached.")] = False,
+) -> None:
+    """Build the tiny kernel, initramfs and container rootfs from Debian packages (cached)."""
+    state = cli_state(ctx)
+    try:
+        tiny = ensure_tiny(cache, rebuild=rebuild)
+    except (ImageBuildError, OSError) as exc:
+        fail(f"cannot build the tiny images: {exc}")
+    data = {key: str(value) for key, value in asdict(tiny).items()}
+    if state.output is not Format.TABLE:
+        print_data(state.output, data)
+        return
+    for key, value in data.items():
+        typer.echo(f"{key + ':':<17}{value}")

@@ -125,6 +125,10 @@ def create(
     template_id: Annotated[
         int | None, typer.Option("--template-id", min=0, help="Start from this template.")
     ] = None,
+    template_name: Annotated[
+        str | None,
+        typer.Option("--template", help="Start from the stored template of this name."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="VM name.")] = None,
     hold: Annotated[
         bool, typer.Option("--hold", help="Keep the VM on hold (not scheduled).")
@@ -135,10 +139,19 @@ def create(
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600.0,
 ) -> None:
     """Create a VM from a template file, or from a stored template (--file then overrides)."""
-    if file is None and template_id is None:
-        raise typer.BadParameter("give --file, --template-id, or both")
+    if file is None and template_id is None and template_name is None:
+        raise typer.BadParameter("give --file, --template, --template-id, or a mix")
     template = read_template(file)
     state, vms = VM.of(ctx)
+    if template_name is not None:
+        if template_id is not None:
+            raise typer.BadParameter("give --template or --template-id, not both")
+        found = [
+            t for t in state.client.templates.list(name=template_name) if t.name == template_name
+        ]
+        if not found:
+            raise typer.BadParameter(f"no template named '{template_name}' that you may use")
+        template_id = found[0].id
     vm = vms.create(name=name, template_id=template_id, hold=hold or None, template=template)
     if wait and not hold:
         vm = wait_for(vms, vm.id, {"ACTIVE/RUNNING"}, timeout=timeout, quiet=False)

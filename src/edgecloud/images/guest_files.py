@@ -45,11 +45,20 @@ exec /sbin/init
 """
 
 # Contextualization hook: a CD-ROM labelled CONTEXT or cidata is mounted at /mnt/context;
-# its context.sh is sourced in a subshell, and START_SCRIPT (if set) is run.
+# its context.sh is sourced in a subshell, and START_SCRIPT (if set) is run. Busybox's
+# findfs cannot read ISO 9660 labels, so read the volume descriptor (sector 16) directly.
 CONTEXT = """#!/bin/sh
-dev=$(findfs LABEL=CONTEXT 2>/dev/null || findfs LABEL=cidata 2>/dev/null) || exit 0
+iso_label() {
+    [ "$(dd if="$1" bs=1 skip=32769 count=5 2>/dev/null)" = CD001 ] || return 1
+    dd if="$1" bs=1 skip=32808 count=32 2>/dev/null | tr -d ' ' | tr a-z A-Z
+}
+for dev in /dev/sr* /dev/vd* /dev/sd*; do
+    [ -b "$dev" ] || continue
+    case "$(iso_label "$dev")" in CONTEXT|CIDATA) found=$dev; break ;; esac
+done
+[ -n "$found" ] || exit 0
 mkdir -p /mnt/context
-mount -t iso9660 -o ro "$dev" /mnt/context || exit 0
+mount -t iso9660 -o ro "$found" /mnt/context || exit 0
 [ -f /mnt/context/context.sh ] || exit 0
 (
     . /mnt/context/context.sh
@@ -64,7 +73,7 @@ mount -t iso9660 -o ro "$dev" /mnt/context || exit 0
 VM_INITTAB = """::respawn:/bin/cttyhack /bin/sh -l
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/sync
-::shutdown:/bin/umount -a -r
+::shutdown:/bin/umount -a -r 2>/dev/null
 """
 
 POWER_BUTTON = """#!/bin/sh
@@ -87,14 +96,12 @@ ip link set lo up 2>/dev/null
 echo "{MARKER}" > /dev/console
 """
 
-PASSWD = "root:x:0:0:root:/root:/bin/sh\n"
-GROUP = "root:x:0:\ntty:x:5:\n"
 PROFILE = 'export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nPS1="$(hostname):\\w# "\n'
 
 # Path -> (content, permissions), shared by the initramfs and the container rootfs.
 COMMON_ETC: dict[str, tuple[str, int]] = {
-    "etc/passwd": (PASSWD, 0o644),
-    "etc/group": (GROUP, 0o644),
+    "etc/passwd": ("root:x:0:0:root:/root:/bin/sh\n", 0o644),
+    "etc/group": ("root:x:0:\ntty:x:5:\n", 0o644),
     "etc/profile": (PROFILE, 0o644),
     "etc/hostname": ("tiny\n", 0o644),
 }

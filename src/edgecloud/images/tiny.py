@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -24,12 +25,17 @@ from edgecloud.images import guest_files
 from edgecloud.images.cpio import CpioWriter
 from edgecloud.images.kmods import load_order, parse_builtin, parse_modules_dep
 
-RECIPE = 1  # bump when what a build produces changes: older caches are then rebuilt
+RECIPE = 1  # bump when the build logic changes; guest files and settings are hashed in
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 DEFAULT_CACHE = Path("/var/cache/edgecloud/tiny")
 CMDLINE = "console=ttyS0 panic=-1"
-MICROVM_CMDLINE = "earlyprintk=ttyS0 console=ttyS0 panic=-1"
+# microvm: the serial console shows output only with earlyprintk; there is no reset
+# register (reboot by triple fault); with neither HPET nor PM timer the TSC is the only
+# clocksource, so keep the watchdog from dropping it (to jiffies) on a busy TCG host.
+# Under TCG the host's TSC rate must be added as tsc_early_khz= where QEMU runs (the node
+# does, see node/qemu_argv.py), or a failed PIT calibration hangs the boot.
+MICROVM_CMDLINE = "earlyprintk=ttyS0 console=ttyS0 panic=-1 tsc=reliable reboot=t"
 # Loaded in the VM (with their dependencies). Disks, NICs and the console over virtio
 # (PCI for `pc`, MMIO for `microvm`), IDE CD-ROMs for context ISOs, the power button.
 REQUIRED_MODULES = (
@@ -77,7 +83,8 @@ def ensure_tiny(cache: Path | None = None, *, rebuild: bool = False) -> Tiny:
     with _locked(root / ".lock"):
         if not rebuild and (found := _load(root)) is not None:
             return found  # another caller built it while we waited
-        _remove_stale(root)
+        previous = _current_name(root)
+        _remove_stale(root, keep={previous})
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
         tmp.chmod(0o755)  # readable by QEMU and LXC running as other users
         try:
@@ -88,11 +95,27 @@ def ensure_tiny(cache: Path | None = None, *, rebuild: bool = False) -> Tiny:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _point_current(root, final.name)
-        _remove_stale(root)
+        # The build before stays: a caller may have just been handed its paths.
+        _remove_stale(root, keep={final.name, previous})
     built = _load(root)
     if built is None:
         raise ImageBuildError(f"{root}: build finished but its manifest is unreadable")
     return built
+
+
+def recipe() -> str:
+    """Return the identity of what a build produces: a cache of another recipe is rebuilt."""
+    inputs = [
+        guest_files.VM_FILES,
+        guest_files.CT_FILES,
+        guest_files.DIRS,
+        REQUIRED_MODULES,
+        OPTIONAL_MODULES,
+        CMDLINE,
+        MICROVM_CMDLINE,
+    ]
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return f"{RECIPE}-{digest[:12]}"
 
 
 def _load(root: Path) -> Tiny | None:
@@ -102,7 +125,7 @@ def _load(root: Path) -> Tiny | None:
         manifest = json.loads((build / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(manifest, dict) or manifest.get("recipe") != RECIPE:
+    if not isinstance(manifest, dict) or manifest.get("recipe") != recipe():
         return None
     tiny = Tiny(
         kernel=build / "vmlinuz",
@@ -135,14 +158,20 @@ def _point_current(root: Path, name: str) -> None:
     link.replace(root / "current")  # atomic: readers see the old build or the new one
 
 
-def _remove_stale(root: Path) -> None:
-    """Delete builds `current` does not point at, and leftovers of crashed builds."""
+def _current_name(root: Path) -> str:
     try:
-        keep = os.readlink(root / "current")
+        return os.readlink(root / "current")
     except OSError:
-        keep = ""
+        return ""
+
+
+def _remove_stale(root: Path, keep: set[str]) -> None:
+    """Delete the leftovers of crashed builds, and the builds not named in keep."""
     for entry in root.iterdir():
-        if entry.name.startswith((".build-", "build-")) and entry.name != keep:
+        old_build = entry.name.startswith("build-") and entry.name not in keep
+        if entry.name.startswith(".current-"):  # a symlink a crash left behind
+            entry.unlink(missing_ok=True)
+        elif old_build or entry.name.startswith(".build-"):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -204,7 +233,7 @@ def _build(out: Path) -> None:
     (out / "initrd.img").write_bytes(initrd)
     _container_rootfs(out / "rootfs", busybox, applets)
     manifest = {
-        "recipe": RECIPE,
+        "recipe": recipe(),
         "kernel_package": kernel_package,
         "kernel_version": version,
         "kernel_package_version": _deb_field(kernel_deb, "Version"),

@@ -44,6 +44,9 @@ class Settings(BaseModel):
     monitoring_retention_seconds: int = Field(default=86_400, ge=60)
     # Where the fake hypervisor keeps its pretend hosts (empty: $home/fake-hosts).
     fake_state_dir: str = ""
+    # `up --local-host`: this machine's directory for node code and guests. It must be
+    # searchable by others (unprivileged containers' roots pass through it).
+    local_host_root: str = "/var/lib/edgecloud"
 
     @property
     def db_url(self) -> str:

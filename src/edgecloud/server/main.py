@@ -23,7 +23,7 @@ log = logging.getLogger("edgecloud.server")
 def seed_local(settings: Settings, store: Store, out: TextIO) -> None:
     """Register this machine as a host and the tiny images and templates (each once)."""
     with store.write() as session:
-        local = register_local_host(session, str(settings.home / "host"))
+        local = register_local_host(session, settings.local_host_root)
     if local is not None:
         print(f"  registered this machine as host {local.id} '{local.name}'", file=out)
     print("  tiny images: building or reusing the cache (from Debian packages)", file=out)
