@@ -40,7 +40,8 @@ from tests.support.nethosts import NetHost, NetHosts  # noqa: E402
 from edgecloud.client import Client  # noqa: E402
 from edgecloud.drivers.transport.keys import ensure_client_key, public_key_line  # noqa: E402
 from edgecloud.images.tiny import Tiny, ensure_tiny  # noqa: E402
-from edgecloud.node.rootfs import copy_tree  # noqa: E402
+from edgecloud.node.guest import GuestDir  # noqa: E402
+from edgecloud.node.lxc import _prepare as prepare_container  # noqa: E402
 from edgecloud.server.seed import register_tiny  # noqa: E402
 
 TEMPLATES = {"lxc": "tiny-container", "microvm": "tiny-microvm", "kvm": "tiny-vm"}
@@ -79,6 +80,14 @@ def ours(client: Client, template_id: int, host_id: int) -> float:
     return took
 
 
+def in_netns(host: NetHost) -> list[str]:
+    """Prefix that runs a command in the host's network namespace only, as its sshd does.
+
+    (`ip netns exec` also remounts /sys, which hides the cgroup mounts LXC needs.)
+    """
+    return ["nsenter", f"--net=/run/netns/{host.netns}", "--"]
+
+
 def _marker_in(path: Path, marker: str) -> bool:
     try:
         return marker.encode() in path.read_bytes()
@@ -93,7 +102,7 @@ def bare_qemu(host: NetHost, tiny: Tiny, work: Path, *, microvm: bool) -> float:
     machine = ["-M", "microvm"] if microvm else ["-M", "pc"]
     cmdline = tiny.microvm_cmdline if microvm else tiny.cmdline
     argv = [
-        "ip", "netns", "exec", host.netns,
+        *in_netns(host),
         "qemu-system-x86_64", "-accel", "tcg", *machine, "-m", "192", "-smp", "1",
         "-nodefaults", "-no-user-config", "-display", "none",
         "-kernel", str(tiny.kernel), "-initrd", str(tiny.initrd), "-append", cmdline,
@@ -109,50 +118,45 @@ def bare_qemu(host: NetHost, tiny: Tiny, work: Path, *, microvm: bool) -> float:
         proc.wait()
 
 
-LXC_CONFIG = """\
-lxc.uts.name = bare
-lxc.rootfs.path = dir:{rootfs}
-lxc.idmap = u 0 {start} 65536
-lxc.idmap = g 0 {start} 65536
-lxc.apparmor.profile = unconfined
-lxc.cgroup.relative = 1
-lxc.signal.halt = SIGUSR1
-lxc.console.logfile = {console}
-lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed
-lxc.net.0.type = empty
-"""
-
-
 def bare_lxc(host: NetHost, tiny: Tiny, work: Path) -> float:
-    """Seconds from a copied rootfs + `lxc-start` to the marker and an exec inside."""
+    """Seconds from a copied rootfs + `lxc-start` to the marker and an exec inside.
+
+    The rootfs copy and config are the node's own (same keys, same id map); the start and
+    the readiness check are done by hand.
+    """
     start = _subid_start()
-    lxcpath = work / "lxc"
-    shutil.rmtree(lxcpath, ignore_errors=True)
-    container = lxcpath / "bare"
-    container.mkdir(parents=True)
-    console = work / "lxc-console.log"
-    console.unlink(missing_ok=True)
-    ns = ["ip", "netns", "exec", host.netns]
+    root = work / "bare"
+    shutil.rmtree(root, ignore_errors=True)
+    guest = GuestDir(root, "one-999999")
+    guest.path.mkdir(parents=True)
+    lxcpath = str(guest.container.parent)
+    ns = in_netns(host)
+    spec = {
+        "deploy_id": guest.deploy_id,
+        "vcpu": 1,
+        "memory_mb": 64,
+        "rootfs": str(tiny.rootfs),
+        "privileged": False,
+        "uid_shift": start,
+    }
     started = time.monotonic()
-    copy_tree(tiny.rootfs, container / "rootfs", start)
-    config = LXC_CONFIG.format(rootfs=container / "rootfs", start=start, console=console)
-    (container / "config").write_text(config)
-    subprocess.run([*ns, "lxc-start", "-n", "bare", "-P", str(lxcpath), "-d"], check=True)
+    prepare_container(guest, spec)  # the node's own rootfs copy and config
+    subprocess.run([*ns, "lxc-start", "-n", guest.deploy_id, "-P", lxcpath, "-d"], check=True)
     try:
 
         def ready() -> bool:
-            if not _marker_in(console, tiny.marker):
+            if not _marker_in(guest.console, tiny.marker):
                 return False
-            attach = [*ns, "lxc-attach", "-n", "bare", "-P", str(lxcpath), "--", "/bin/true"]
+            attach = [*ns, "lxc-attach", "-n", guest.deploy_id, "-P", lxcpath, "--", "/bin/true"]
             return subprocess.run(attach, capture_output=True).returncode == 0
 
         wait(ready, 60, "bare lxc ready")
         return time.monotonic() - started
     finally:
         subprocess.run(
-            [*ns, "lxc-stop", "-k", "-n", "bare", "-P", str(lxcpath)], capture_output=True
+            [*ns, "lxc-stop", "-k", "-n", guest.deploy_id, "-P", lxcpath], capture_output=True
         )
-        shutil.rmtree(lxcpath, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _subid_start() -> int:
@@ -175,6 +179,7 @@ def main() -> None:
     tiny = ensure_tiny()
     with tempfile.TemporaryDirectory(prefix="ec-bench-deploy-") as tmp:
         work = Path(tmp)
+        work.chmod(0o755)  # unprivileged containers' roots pass through it
         home = work / "home"
         key = ensure_client_key(home / "ssh")
         with (

@@ -12,11 +12,11 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
-from edgecloud.node import PROTOCOL_VERSION, lxc, qemu
+from edgecloud.node import PROTOCOL_VERSION
 from edgecloud.node.guest import GuestDir, console_tail, guest_ids, guest_lock, read_spec
-from edgecloud.node.probe import probe
 from edgecloud.node.protocol import (
     KINDS,
     NodeError,
@@ -43,6 +43,16 @@ def version() -> str:
     return str(built.VERSION)
 
 
+def _lxc() -> ModuleType:
+    """Import the LXC actions on first use: an action pays only for what it runs."""
+    return importlib.import_module("edgecloud.node.lxc")
+
+
+def _qemu() -> ModuleType:
+    """Import the QEMU actions (and asyncio, qemu.qmp) on first use."""
+    return importlib.import_module("edgecloud.node.qemu")
+
+
 def _stored_kind(request: Request) -> str:
     """Return the kind a guest was deployed as.
 
@@ -61,8 +71,8 @@ def _stored_kind(request: Request) -> str:
 def _deploy(request: Request) -> dict[str, Any]:
     spec = obj(request, "spec")
     if kind(request) == "lxc":
-        return lxc.deploy(root(request), spec)
-    return qemu.deploy(root(request), kind(request), spec)
+        return _lxc().deploy(root(request), spec)  # type: ignore[no-any-return]
+    return _qemu().deploy(root(request), kind(request), spec)  # type: ignore[no-any-return]
 
 
 def _is_lxc(request: Request) -> bool:
@@ -72,29 +82,30 @@ def _is_lxc(request: Request) -> bool:
 def _shutdown(request: Request) -> dict[str, Any]:
     args = (root(request), deploy_id(request), flag(request, "hard"))
     timeout = number(request, "timeout", DEFAULT_SHUTDOWN_TIMEOUT)
-    return lxc.shutdown(*args, timeout) if _is_lxc(request) else qemu.shutdown(*args, timeout)
+    module = _lxc() if _is_lxc(request) else _qemu()
+    return module.shutdown(*args, timeout)  # type: ignore[no-any-return]
 
 
 def _reboot(request: Request) -> dict[str, Any]:
     args = (root(request), deploy_id(request), flag(request, "hard"))
-    return lxc.reboot(*args) if _is_lxc(request) else qemu.reboot(*args)
+    module = _lxc() if _is_lxc(request) else _qemu()
+    return module.reboot(*args)  # type: ignore[no-any-return]
 
 
-GuestAction = Callable[[Path, str], dict[str, Any]]
+def _by_kind(name: str) -> Callable[[Request], dict[str, Any]]:
+    """Return a handler running the `name` action of the guest's kind's module."""
 
-
-def _by_kind(on_qemu: GuestAction, on_lxc: GuestAction) -> Callable[[Request], dict[str, Any]]:
     def handler(request: Request) -> dict[str, Any]:
-        action = on_lxc if _is_lxc(request) else on_qemu
-        return action(root(request), deploy_id(request))
+        module = _lxc() if _is_lxc(request) else _qemu()
+        return getattr(module, name)(root(request), deploy_id(request))  # type: ignore[no-any-return]
 
     return handler
 
 
 def _poll_one(base: Path, guest_kind: str, deploy: str) -> dict[str, Any]:
     if guest_kind == "lxc":
-        return lxc.poll(base, deploy)
-    return qemu.poll(base, guest_kind, deploy)
+        return _lxc().poll(base, deploy)  # type: ignore[no-any-return]
+    return _qemu().poll(base, guest_kind, deploy)  # type: ignore[no-any-return]
 
 
 def _poll(request: Request) -> dict[str, Any]:
@@ -120,13 +131,15 @@ def _console_log(request: Request) -> dict[str, Any]:
 
 ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "version": lambda request: {"version": version()},
-    "probe": lambda request: probe(root(request), version()),
+    "probe": lambda request: importlib.import_module("edgecloud.node.probe").probe(
+        root(request), version()
+    ),
     "deploy": _deploy,
     "shutdown": _shutdown,
     "reboot": _reboot,
-    "save": _by_kind(qemu.save, lxc.save),
-    "restore": _by_kind(qemu.restore, lxc.restore),
-    "cleanup": _by_kind(qemu.cleanup, lxc.cleanup),
+    "save": _by_kind("save"),
+    "restore": _by_kind("restore"),
+    "cleanup": _by_kind("cleanup"),
     "poll": _poll,
     "poll_all": _poll_all,
     "console_log": _console_log,

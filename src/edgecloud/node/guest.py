@@ -143,6 +143,31 @@ def _disks(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return disks
 
 
+def _strings(spec: dict[str, Any], key: str) -> list[str] | None:
+    """Return a list of strings without line breaks or NULs (None when absent or empty)."""
+    value = spec.get(key)
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise bad(f"spec {key!r} must be a list of strings")
+    if any(c in item for item in value for c in "\n\r\0"):
+        raise bad(f"spec {key!r}: an item with a line break or NUL is refused")
+    return value
+
+
+def _app(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return the application fields: init (argv), env (KEY=VALUE) and workdir."""
+    init, env = _strings(spec, "init"), _strings(spec, "env")
+    if init is not None and not init[0]:
+        raise bad("spec 'init': the program to run is empty")
+    if env is not None and any(not item.partition("=")[0] or "=" not in item for item in env):
+        raise bad("spec 'env' items must look like NAME=value")
+    workdir = _path(spec, "workdir")
+    if workdir is not None and any(c in workdir for c in "\n\r"):
+        raise bad("spec 'workdir' must not have a line break")
+    return {"init": init, "env": env, "workdir": workdir}
+
+
 def parse_spec(spec: dict[str, Any], kind: str) -> dict[str, Any]:
     """Return the spec with every field checked and defaults filled in (plus "kind")."""
     deploy = text(spec, "deploy_id")
@@ -164,7 +189,10 @@ def parse_spec(spec: dict[str, Any], kind: str) -> dict[str, Any]:
         "ready_marker": optional_text(spec, "ready_marker"),
         "boot_timeout": number(spec, "boot_timeout", DEFAULT_BOOT_TIMEOUT, minimum=1.0),
         "vnc": flag(spec, "vnc"),
+        **_app(spec),
     }
+    if kind != "lxc" and parsed["rootfs"] and not (parsed["kernel"] and parsed["initrd"]):
+        raise bad(f"a {kind} guest with a rootfs needs spec 'kernel' and 'initrd' to boot it")
     if kind == "microvm" and parsed["kernel"] is None:
         raise bad("a microvm guest needs spec 'kernel'")
     if kind == "kvm" and parsed["kernel"] is None and not parsed["disks"]:
@@ -242,6 +270,7 @@ def wait_for_text(
 ) -> bool:
     """Wait until `needle` appears in the log past `offset`; False on timeout or death."""
     wanted = needle.encode()
+    pause = 0.005  # a booted guest prints it soon: look often first, then back off
     while True:
         try:
             with path.open("rb") as log:
@@ -254,7 +283,8 @@ def wait_for_text(
             pass
         if time.monotonic() >= deadline or not alive():
             return False
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.1)
 
 
 def failure(what: str, *logs: Path) -> NodeError:

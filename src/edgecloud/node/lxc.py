@@ -5,6 +5,14 @@ the rootfs is then copied with its owners shifted into that range. busybox init 
 usual init here: it halts on SIGUSR2 (USR1 halt, USR2 poweroff, TERM reboot) and ignores
 SIGPWR, and it writes to /dev/console only when $CONSOLE says so (with `lxc-start -d` its
 stdio is /dev/null) — hence `lxc.environment = CONSOLE=/dev/console`.
+
+An application container (spec "init", e.g. an OCI image's entrypoint and cmd) runs that
+command as its init instead: `lxc.init.cmd` (LXC splits it at spaces, so a command with
+an argument holding a space is given to lxc-start after `--` instead), `lxc.init.cwd`
+(spec "workdir") and one `lxc.environment` per spec "env" item. It stops on SIGTERM, as
+applications expect, and reboots by being stopped and started again. It has started once
+lxc-info says RUNNING (and its ready marker, when the spec gives one, is on the console):
+an application image may have no /bin/true to run inside it.
 """
 
 from __future__ import annotations
@@ -79,6 +87,27 @@ def _limits(spec: dict[str, Any], versions: dict[str, int]) -> list[tuple[str, s
     return keys
 
 
+def init_in_config(spec: dict[str, Any]) -> bool:
+    """Return whether the spec's init command can be written as lxc.init.cmd."""
+    return all(arg and " " not in arg for arg in spec.get("init") or [])
+
+
+def _init_keys(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return the keys that start the container's init: busybox init or an application."""
+    if not spec.get("init"):
+        return [
+            ("lxc.signal.halt", "SIGUSR2"),
+            ("lxc.signal.reboot", "SIGTERM"),
+            ("lxc.environment", "CONSOLE=/dev/console"),
+        ]
+    keys = [("lxc.signal.halt", "SIGTERM")]
+    if init_in_config(spec):
+        keys.append(("lxc.init.cmd", " ".join(spec["init"])))
+    keys.append(("lxc.init.cwd", spec.get("workdir") or "/"))
+    keys += [("lxc.environment", item) for item in spec.get("env") or []]
+    return keys
+
+
 def render_config(
     spec: dict[str, Any], guest: GuestDir, idmap: int | None, versions: dict[str, int]
 ) -> str:
@@ -88,10 +117,8 @@ def render_config(
         ("lxc.rootfs.path", f"dir:{guest.container / 'rootfs'}"),
         ("lxc.cgroup.relative", "1"),
         ("lxc.apparmor.profile", "unconfined"),
-        ("lxc.signal.halt", "SIGUSR2"),
-        ("lxc.signal.reboot", "SIGTERM"),
+        *_init_keys(spec),
         ("lxc.console.logfile", str(guest.console)),
-        ("lxc.environment", "CONSOLE=/dev/console"),
         ("lxc.net.0.type", "empty"),
         ("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed"),
         ("lxc.autodev", "1"),
@@ -185,20 +212,26 @@ def _start(guest: GuestDir, spec: dict[str, Any]) -> int:
     """Start the container and wait until it has really started; return its init PID."""
     offset = console_size(guest.console)
     deadline = time.monotonic() + spec["boot_timeout"]
-    code, out = _lxc("start", guest, "-d", "-o", str(guest.log), "-l", "ERROR", timeout=60)
+    app = bool(spec.get("init"))
+    command = [] if init_in_config(spec) else ["--", *spec["init"]]
+    code, out = _lxc(
+        "start", guest, "-d", "-o", str(guest.log), "-l", "ERROR", *command, timeout=60
+    )
     if code != 0:
         raise failure(f"lxc-start failed: {out}", guest.log, guest.console)
     while True:
         info = _info(guest)
-        if info.get("State") == "RUNNING" and _lxc("attach", guest, "--", "/bin/true")[0] == 0:
+        running = info.get("State") == "RUNNING"
+        if running and (app or _lxc("attach", guest, "--", "/bin/true")[0] == 0):
             break
         if info.get("State") in (None, "STOPPED") or time.monotonic() >= deadline:
             _lxc("stop", guest, "-k")
             raise failure("the container did not start", guest.console, guest.log)
-        time.sleep(0.05)
+        time.sleep(0.01)
     marker = spec.get("ready_marker")
     if marker:
-        alive = lambda: _state(guest) == "RUNNING"  # noqa: E731
+        init = int(info.get("PID", "0") or 0)
+        alive = lambda: init > 0 and os.path.exists(f"/proc/{init}")  # noqa: E731
         if not wait_for_text(guest.console, marker, offset, deadline, alive):
             _lxc("stop", guest, "-k")
             raise failure(f"no {marker!r} on the console in time", guest.console, guest.log)
@@ -252,7 +285,7 @@ def reboot(root: Path, deploy_id: str, hard: bool) -> dict[str, Any]:
         raise NodeError("missing", f"{deploy_id} is not on this host")
     if _state(guest) != "RUNNING":
         raise NodeError("failed", f"{deploy_id} is not running")
-    if hard:
+    if hard or spec.get("init"):  # an application has no reboot signal: start it again
         _lxc("stop", guest, "-k")
         _start(guest, spec)
         return {}

@@ -20,7 +20,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient, QMPError
 
-from edgecloud.node import proc, qmp
+from edgecloud.node import appfs, proc, qmp
 from edgecloud.node.guest import (
     GuestDir,
     console_size,
@@ -134,6 +134,11 @@ def deploy(root: Path, kind: str, raw_spec: dict[str, Any]) -> dict[str, Any]:
     if guest.memory_state.exists():
         raise NodeError("failed", f"{guest.deploy_id} has saved memory: restore or clean it up")
     spec["accel"] = "kvm" if kvm_usable(root) else "tcg"
+    if spec["rootfs"]:
+        try:
+            spec = appfs.with_app(guest.path, spec)
+        except OSError as exc:
+            raise NodeError("failed", f"cannot pack rootfs {spec['rootfs']}: {exc}") from exc
     write_spec(guest, spec)
     offset = console_size(guest.console)
     started = time.monotonic()
