@@ -191,7 +191,7 @@ def test_vm_actions_needing_a_host_become_operations(admin: Client, unique: Uniq
     host = admin.hosts.create(
         name=unique("host"), hypervisor="kvm", total_cpu=4, total_memory_mb=4096
     )
-    vm = admin.vms.create(template={"CPU": 1, "MEMORY": 64})
+    vm = admin.vms.create(template={"CPU": 1, "MEMORY": 64}, hold=True)  # placed by hand below
     accepted = admin.vms.action(vm.id, "deploy", host_id=host.id)
     op = accepted.operation
     assert op is not None and op.kind == "vm.deploy" and op.params["host_id"] == host.id

@@ -78,6 +78,8 @@ class GuestSpec:
     template: Mapping[str, Any]
     deploy_id: str = ""
     kind: str = ""  # the VM's hypervisor kind (a kvm host may also run lxc and microvm guests)
+    # The VM's NICs resolved for its host, and the host's underlay (see edgecloud.node.net).
+    network: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,15 @@ class ConsoleLog(Protocol):
 
     def console_log(self, host: HostRef, deploy_id: str, *, tail_bytes: int) -> str:
         """Return up to the last `tail_bytes` of the guest's console."""
+        ...
+
+
+@runtime_checkable
+class NetworkFilters(Protocol):
+    """An optional ability: rewrite a running guest's NIC filters (security groups)."""
+
+    def update_sg(self, host: HostRef, deploy_id: str, network: Mapping[str, Any]) -> None:
+        """Replace the filters of the guest's NICs with those in `network` (no restart)."""
         ...
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,13 @@ class NodeHypervisor:
         """Report every guest under the host's root."""
         found = self._call(host, "poll_all", {}, timeout=ACTION_TIMEOUT)
         return [_status(g) for g in found.get("guests", ())]
+
+    # -- NetworkFilters ---------------------------------------------------------------
+
+    def update_sg(self, host: HostRef, deploy_id: str, network: Mapping[str, Any]) -> None:
+        """Rewrite the nftables chains of the guest's NICs."""
+        request = {"deploy_id": deploy_id, "nics": list(network.get("nics", ()))}
+        self._call(host, "net_update_sg", request, timeout=ACTION_TIMEOUT)
 
     # -- ConsoleLog -------------------------------------------------------------------
 

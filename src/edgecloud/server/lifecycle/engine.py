@@ -28,6 +28,7 @@ from edgecloud.server.events import EventBus
 from edgecloud.server.lifecycle import capacity
 from edgecloud.server.lifecycle.drivers import Drivers, host_ref
 from edgecloud.server.lifecycle.machine import UNDO, Plan, Step
+from edgecloud.server.lifecycle.network import network_of
 from edgecloud.server.lifecycle.steps import StepRunner
 from edgecloud.server.services.vm_lifecycle import finish_plan, history
 
@@ -47,6 +48,13 @@ class Job:
     host_kind: str
     target: HostRef | None
     hard: bool
+
+
+def _network(session: Session, vm: Vm, host: Host | None) -> dict[str, Any]:
+    """Return the VM's NICs resolved for a real host (fake hosts plug nothing in)."""
+    if host is None or host.hypervisor == "fake":
+        return {}
+    return network_of(session, vm, host)
 
 
 class Engine:
@@ -234,7 +242,14 @@ class Engine:
                 op_id=op.id,
                 vm_id=vm.id,
                 plan=Plan.from_params(op.params["plan"]),
-                spec=GuestSpec(vm.id, vm.name, dict(vm.template), vm.deploy_id, vm.hypervisor),
+                spec=GuestSpec(
+                    vm.id,
+                    vm.name,
+                    dict(vm.template),
+                    vm.deploy_id,
+                    vm.hypervisor,
+                    _network(session, vm, target or host),
+                ),
                 host=host_ref(host) if host else None,
                 host_kind=host.hypervisor if host else "",
                 target=host_ref(target) if target else None,

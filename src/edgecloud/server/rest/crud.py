@@ -77,6 +77,7 @@ def crud_router(
     filters: Callable[..., dict[str, Any]] | None = None,
     with_list: bool = True,
     after_write: Callable[[FrontEnd], None] | None = None,
+    after_update: Callable[[FrontEnd, int], None] | None = None,
 ) -> APIRouter:
     """Build the standard routes of one resource kind."""
     read = service.read_type
@@ -109,6 +110,8 @@ def crud_router(
             out = service.update(session, principal, obj_id, body)
         if after_write is not None:
             after_write(frontend)
+        if after_update is not None:
+            after_update(frontend, obj_id)
         return out
 
     def do_delete(frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath) -> Response:

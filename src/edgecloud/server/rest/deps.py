@@ -15,6 +15,7 @@ from edgecloud.server.background import Background
 from edgecloud.server.config import Settings
 from edgecloud.server.db.engine import Store
 from edgecloud.server.events import EventBus
+from edgecloud.server.lifecycle import netsync
 from edgecloud.server.lifecycle.drivers import Drivers
 from edgecloud.server.metrics import Metrics
 from edgecloud.server.services.objects import DEFAULT_PAGE, MAX_PAGE, ListQuery
@@ -36,6 +37,10 @@ class FrontEnd:
         """Tell the background loops that there is new work."""
         if self.background is not None:
             self.background.wake()
+
+    def sync_security_group(self, group_id: int) -> None:
+        """Re-send a changed group's rules to the hosts of the running VMs it filters."""
+        netsync.sync_group_soon(self.store, self.drivers, group_id)
 
     def wake_monitor(self) -> None:
         """Tell the monitor to probe now (a host was added or changed)."""

@@ -21,6 +21,7 @@ def routers() -> list[APIRouter]:
         path="/secgroups",
         create=wire.SecurityGroupCreate,
         update=wire.SecurityGroupUpdate,
+        after_update=lambda frontend, group_id: frontend.sync_security_group(group_id),
     )
 
     @vnet_router.post(

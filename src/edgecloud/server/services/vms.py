@@ -12,7 +12,7 @@ from edgecloud.api import network as net_wire
 from edgecloud.api import workload as wire
 from edgecloud.api.states import lcm_state_name, vm_state_name
 from edgecloud.server.auth.access import Principal
-from edgecloud.server.db.models import Image, Vm, VmHistory, VmTemplate, Vnet, now
+from edgecloud.server.db.models import ClusterVnet, Image, Vm, VmHistory, VmTemplate, Vnet, now
 from edgecloud.server.errors import InvalidInput
 from edgecloud.server.scheduler.expressions import check_expressions
 from edgecloud.server.services import ipam, objects, operations, quotas
@@ -35,6 +35,8 @@ SHORT_COLUMNS = (
     Vm.host_id,
 )
 SHORT_FIELDS = tuple(c.key for c in SHORT_COLUMNS)
+# An image's attributes a disk made from it carries: how an application image runs.
+APP_ATTRIBUTES = ("OCI_DIGEST", "OCI_ENTRYPOINT", "OCI_CMD", "OCI_ENV", "OCI_WORKDIR")
 
 
 class Vms(OwnedResource[Vm, wire.VmCreate, wire.VmUpdate, wire.Vm]):
@@ -204,6 +206,9 @@ def _resolve_disks(session: Session, principal: Principal, attrs: dict[str, Any]
         disk["IMAGE"] = image.name
         disk.setdefault("SIZE", str(image.size_mb))
         disk["SOURCE"], disk["FORMAT"], disk["TYPE"] = image.path, image.format, image.kind
+        for key in APP_ATTRIBUTES:
+            if key in image.template:
+                disk.setdefault(key, image.template[key])
         image.running_vms += 1
     os_ = attrs.get("OS")
     if not isinstance(os_, dict):
@@ -253,12 +258,21 @@ def _by_name(
 
 def _lease_nics(session: Session, principal: Principal, row: Vm) -> None:
     nics = [dict(n) for n in row.template.get("NIC", [])]
+    reachable: set[int] | None = None  # clusters that have every vnet seen so far
     for index, nic in enumerate(nics):
         field = f"template.NIC[{index}]"
         if "NETWORK_ID" in nic:
             vnet = load(session, principal, Vnet, "NET", int(nic["NETWORK_ID"]), right="USE")
         else:
             vnet = _by_name(session, principal, Vnet, "NET", nic["NETWORK"], f"{field}.NETWORK")
+        clusters = _vnet_clusters(session, vnet.id)
+        if reachable is not None and not (reachable & clusters):
+            raise InvalidInput(
+                f"{field}.NETWORK",
+                f"vnet '{vnet.name}' is in cluster(s) {sorted(clusters)}, the VM's other NICs "
+                f"in {sorted(reachable)}: no cluster has all of its networks",
+            )
+        reachable = clusters if reachable is None else reachable & clusters
         request = net_wire.LeaseRequest(ip=nic.get("IP"), mac=nic.get("MAC"))
         lease = ipam.allocate(
             session,
@@ -285,6 +299,12 @@ def _lease_nics(session: Session, principal: Principal, row: Vm) -> None:
             if value:
                 nic[key] = value
     row.template = {**row.template, "NIC": nics}
+
+
+def _vnet_clusters(session: Session, vnet_id: int) -> set[int]:
+    return set(
+        session.scalars(select(ClusterVnet.cluster_id).where(ClusterVnet.vnet_id == vnet_id))
+    )
 
 
 def _nics(row: Vm) -> list[wire.Nic]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from sqlalchemy import func, select
@@ -32,6 +33,8 @@ class Vnets(OwnedResource[Vnet, wire.VnetCreate, wire.VnetUpdate, wire.Vnet]):
             raise InvalidInput("vlan_id", "the vlan driver needs a vlan_id (1..4094)")
         if body.driver == "vlan" and (body.vlan_id or 0) > 4094:
             raise InvalidInput("vlan_id", "802.1Q ids go from 1 to 4094")
+        template = parse_template_input(body.template)
+        network_of_template(template)  # a bad NETWORK_ADDRESS / MASK / GATEWAY is a 422 now
         return Vnet(
             name=body.name,
             driver=body.driver,
@@ -39,7 +42,7 @@ class Vnets(OwnedResource[Vnet, wire.VnetCreate, wire.VnetUpdate, wire.Vnet]):
             phydev=body.phydev,
             vlan_id=body.vlan_id,
             security_groups=list(dict.fromkeys(body.security_groups)),
-            template=parse_template_input(body.template),
+            template=template,
         )
 
     def after_create(
@@ -65,7 +68,9 @@ class Vnets(OwnedResource[Vnet, wire.VnetCreate, wire.VnetUpdate, wire.Vnet]):
             _require_secgroups(session, body.security_groups, "security_groups")
             row.security_groups = list(dict.fromkeys(body.security_groups))
         if body.template is not None:
-            row.template = parse_template_input(body.template)
+            template = parse_template_input(body.template)
+            network_of_template(template)
+            row.template = template
 
     def before_delete(self, session: Session, principal: Principal, row: Vnet) -> None:
         """Refuse while addresses are leased."""
@@ -107,6 +112,15 @@ class Vnets(OwnedResource[Vnet, wire.VnetCreate, wire.VnetUpdate, wire.Vnet]):
             raise InvalidInput(
                 exc.field.replace("ar", field, 1) if exc.field else field, exc.reason
             ) from exc
+        network = network_of_template(row.template)
+        if network is not None and spec.ip is not None:
+            first = ipaddress.IPv4Address(spec.ip)
+            last = first + (spec.size - 1)
+            if first not in network or last not in network:
+                raise InvalidInput(
+                    f"{field}.ip",
+                    f"{first}-{last} is outside the vnet's network {network}",
+                )
         for other in existing:
             reason = ranges_overlap(spec, ipam.range_spec(other))
             if reason:
@@ -165,6 +179,32 @@ class Vnets(OwnedResource[Vnet, wire.VnetCreate, wire.VnetUpdate, wire.Vnet]):
                 f"lease {lease_id} belongs to VM {lease.vm_id}; detach the NIC", field="lease_id"
             )
         ipam.release(session, vnet_id=vnet_id, lease_id=lease_id)
+
+
+def network_of_template(template: dict[str, Any]) -> ipaddress.IPv4Network | None:
+    """Return the vnet's IPv4 network (NETWORK_ADDRESS + NETWORK_MASK) if it names one.
+
+    Raises InvalidInput naming the attribute when an address or mask is malformed, or the
+    GATEWAY lies outside the network.
+    """
+    address = template.get("NETWORK_ADDRESS")
+    for key in ("GATEWAY", "DNS"):
+        for value in str(template.get(key, "")).split():
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise InvalidInput(f"template.{key}", f"'{value}' is not an IP address") from None
+    if not address:
+        return None
+    mask = template.get("NETWORK_MASK", "255.255.255.0")
+    try:
+        network = ipaddress.IPv4Network(f"{address}/{mask}", strict=False)
+    except ValueError as exc:
+        raise InvalidInput("template.NETWORK_ADDRESS", f"not an IPv4 network: {exc}") from None
+    gateway = template.get("GATEWAY")
+    if gateway and ipaddress.ip_address(str(gateway).split()[0]) not in network:
+        raise InvalidInput("template.GATEWAY", f"{gateway} is outside the network {network}")
+    return network
 
 
 def _spec_columns(spec: RangeSpec) -> dict[str, Any]:

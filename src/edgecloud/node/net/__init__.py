@@ -1,0 +1,50 @@
+"""Virtual networks on a host: bridges, 802.1Q, VXLAN, EVPN (FRR), nftables security groups.
+
+Runs on the host, inside the node code (standard library only). The front-end resolves a
+VM's NICs into the plain data below and sends it with the guest's spec; the node sets the
+host up before the guest starts (pre), filters its NICs once they exist (post), and tears
+down what no guest under ROOT uses any more (clean). Every step is idempotent and a
+failed pre is undone.
+
+Data (all fields plain JSON)
+----------------------------
+A deploy spec carries ``"nics": [nic, ...]`` and ``"network": host_net``::
+
+    nic = {
+      "nic_id": 0,                       # index in the VM's template
+      "mac": "02:00:c6:12:00:0a",
+      "ip": "198.18.10.10" | null, "prefix": 24, "gateway": "198.18.10.1" | null,
+      "dns": "198.18.10.1" | null, "ip6": ... | null, "prefix6": 64 | null,
+      "model": "virtio",                 # kvm NIC model
+      "vnet": {
+        "id": 3, "name": "private",
+        "driver": "bridge" | "vlan" | "vxlan" | "evpn",
+        "bridge": "ecbr3",               # the bridge the guest plugs into (<= 15 chars)
+        "phydev": "eth0" | "",          # uplink: enslaved (bridge), parent (vlan, vxlan)
+        "vlan_id": 100 | null,           # 802.1Q id (vlan) or VNI (vxlan, evpn)
+        "mtu": 1450 | null,
+        "vxlan_mode": "multicast" | "flood",   # vxlan only
+        "group": "239.0.0.3" | null,     # multicast group (vxlan multicast)
+        "public": false,                 # addresses routed to the uplink (proxy ARP / routes)
+        "masquerade": false              # outbound NAT through the host's uplink
+      },
+      "rules": [rule, ...],              # security groups, resolved (see below); [] = none
+      "security_groups": [0, 5]
+    }
+    rule = {"direction": "inbound" | "outbound", "protocol": "TCP" | "UDP" | "ICMP" |
+            "ICMPv6" | "IPSEC" | "ALL", "ports": [[22, 22], [80, 90]] | null,
+            "icmp_type": 8 | null, "cidrs": ["198.18.0.0/24", ...] | null}
+            # cidrs null = any; a rule naming another security group arrives expanded into
+            # the addresses of that group's NICs (the front-end re-sends on change)
+    host_net = {
+      "address": "198.18.0.10",          # this host's underlay address (VXLAN local, BGP id)
+      "peers": ["198.18.0.11", ...],      # other hosts of the cluster (flood list, BGP)
+      "asn": 65000,                       # EVPN: BGP AS of the cluster
+      "route_reflector": "198.18.0.10",   # EVPN: the cluster's RR (first host, or configured)
+      "frr_name": "ec-1a2b3c4d"           # FRR pathspace (-N) of this host
+    }
+
+Guest-side names: the tap of VM n NIC i is ``ec<n>n<i>`` (kvm, microvm; a veth of that
+name for lxc, its peer inside the container is eth<i>). Every nftables object lives in one
+table per family named ``edgecloud``; a NIC's chains are ``<tap>-in`` / ``<tap>-out``.
+"""
