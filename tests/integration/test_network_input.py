@@ -68,3 +68,22 @@ def test_a_nic_on_a_vnet_of_another_cluster_is_refused(admin: Client, unique: Un
 def test_a_rule_with_an_invalid_port_is_refused(admin: Client, unique: Unique) -> None:
     rules = [{"protocol": "TCP", "range": "22,70000"}]
     _refused(lambda: admin.secgroups.create(name=unique("sg"), rules=rules), 422, "rules[0].range")
+
+
+def test_a_reservation_is_a_vnet_of_its_own(admin: Client, unique: Unique) -> None:
+    parent = admin.vnets.create(
+        name=unique("pub"), address_ranges=[{"type": "IP4", "ip": "198.18.44.10", "size": 20}]
+    )
+    mine = admin.vnets.reserve(parent.id, size=5, ip="198.18.44.12", name=unique("mine"))
+    assert mine.address_ranges[0].ip == "198.18.44.12" and mine.address_ranges[0].size == 5
+    assert mine.driver == parent.driver and mine.bridge == parent.bridge
+    held = admin.vnets.leases(parent.id)
+    assert sorted(x.ip or "" for x in held) == [f"198.18.44.{n}" for n in range(12, 17)]
+    assert {x.state for x in held} == {"hold"}
+    _refused(lambda: admin.vnets.reserve(parent.id, size=3, ip="198.18.44.15"), 422, "ip")
+    _refused(lambda: admin.vnets.reserve(parent.id, size=50), 409, "size")
+    vm = admin.vms.create(template={"MEMORY": 64, "NIC": [{"NETWORK_ID": mine.id}]}, hold=True)
+    assert admin.vms.get(vm.id).nics[0].ip == "198.18.44.12"
+    admin.vms.delete(vm.id)
+    admin.vnets.delete(mine.id)
+    assert admin.vnets.leases(parent.id) == []  # the block went back to the parent

@@ -138,3 +138,12 @@ class SecurityGroup(Ownership):
     """A security group with its rules."""
 
     rules: list[SecurityRule]
+
+
+class ReserveRequest(Body):
+    """Reserve addresses of a vnet for yourself: they become a new vnet of yours."""
+
+    size: int = Field(ge=1, le=65_536)
+    name: Name | None = Field(default=None, description="default: <vnet>-reservation-<n>")
+    ar_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    ip: Addr | None = Field(default=None, description="first address of the reservation")

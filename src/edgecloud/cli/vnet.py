@@ -134,6 +134,21 @@ def rm_ar(
     report(state.output, vnet, f"removed range {ar_id} from vnet {obj_id}")
 
 
+@app.command("reserve")
+def reserve(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    size: Annotated[int, typer.Option(min=1, help="How many addresses.")],
+    name: Annotated[str | None, typer.Option(help="Name of the new vnet.")] = None,
+    ip: Annotated[str | None, typer.Option(help="First address of the block.")] = None,
+    ar_id: Annotated[int | None, typer.Option("--ar", min=0, help="From this range.")] = None,
+) -> None:
+    """Reserve a block of addresses: it becomes a vnet of your own."""
+    state, vnets = VNET.of(ctx)
+    vnet = vnets.reserve(obj_id, size=size, name=name, ip=ip, ar_id=ar_id)
+    report(state.output, vnet, f"reserved {size} address(es) of vnet {obj_id} as vnet {vnet.id}")
+
+
 @app.command("leases")
 def leases(ctx: typer.Context, obj_id: ObjId) -> None:
     """List the addresses taken from a vnet."""

@@ -129,6 +129,11 @@ class Vnets(Owned[network.Vnet]):
         """Remove an address range without leases."""
         return self._one(self.client.request("DELETE", f"{self.path}/{obj_id}/ars/{ar_id}"))
 
+    def reserve(self, obj_id: int, *, size: int, **fields: Any) -> network.Vnet:
+        """Reserve `size` addresses as a new vnet of yours (name, ar_id, ip optional)."""
+        body = _clean({"size": size, **fields})
+        return self._one(self.client.request("POST", f"{self.path}/{obj_id}/reserve", json=body))
+
     def leases(self, obj_id: int) -> list[network.Lease]:
         """List the vnet's leases."""
         data = self.client.request("GET", f"{self.path}/{obj_id}/leases")

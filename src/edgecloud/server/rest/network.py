@@ -42,6 +42,18 @@ def routers() -> list[APIRouter]:
         with frontend.store.write() as session:
             return vnets.remove_range(session, principal, obj_id, ar_id)
 
+    @vnet_router.post(
+        "/{obj_id}/reserve",
+        response_model=wire.Vnet,
+        status_code=201,
+        summary="Reserve addresses as a vnet of your own",
+    )
+    def reserve(
+        frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.ReserveRequest
+    ) -> wire.Vnet:
+        with frontend.store.write() as session:
+            return vnets.reserve(session, principal, obj_id, body)
+
     @vnet_router.get("/{obj_id}/leases", response_model=list[wire.Lease], summary="List leases")
     def list_leases(
         frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath

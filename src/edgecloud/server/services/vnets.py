@@ -12,7 +12,7 @@ from edgecloud.api import network as wire
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.db.models import AddressRange, ClusterVnet, Lease, SecurityGroup, Vnet
 from edgecloud.server.errors import Conflict, InvalidInput, NotFound
-from edgecloud.server.services import ipam
+from edgecloud.server.services import ipam, objects, reservations
 from edgecloud.server.services.address_ranges import RangeSpec, ranges_overlap, validate_range
 from edgecloud.server.services.clusters import cluster_ids_of, set_cluster_links
 from edgecloud.server.services.objects import parse_template_input
@@ -77,6 +77,16 @@ class Vnets(OwnedResource[Vnet, wire.VnetCreate, wire.VnetUpdate, wire.Vnet]):
         used = session.scalar(select(func.count()).where(Lease.vnet_id == row.id))
         if used:
             raise Conflict(f"vnet {row.id} still has {used} lease(s)", field="id")
+        reservations.give_back(session, row)
+
+    def reserve(
+        self, session: Session, principal: Principal, vnet_id: int, body: wire.ReserveRequest
+    ) -> wire.Vnet:
+        """Reserve a block of the vnet's addresses (USE right) as a new vnet of the caller's."""
+        objects.require_create(principal, self.kind)
+        parent = self.load(session, principal, vnet_id, "USE")
+        child = reservations.reserve(session, principal, parent, body)
+        return self.to_wire(session, child)
 
     def render(self, session: Session, row: Vnet) -> dict[str, Any]:
         """Add driver, bridge, clusters and ranges with their use counts."""
