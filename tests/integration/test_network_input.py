@@ -87,3 +87,17 @@ def test_a_reservation_is_a_vnet_of_its_own(admin: Client, unique: Unique) -> No
     admin.vms.delete(vm.id)
     admin.vnets.delete(mine.id)
     assert admin.vnets.leases(parent.id) == []  # the block went back to the parent
+
+
+def test_security_groups_attach_to_and_detach_from_a_nic(admin: Client, unique: Unique) -> None:
+    vnet = admin.vnets.create(
+        name=unique("net"), address_ranges=[{"type": "IP4", "ip": "198.18.45.10", "size": 4}]
+    )
+    web = admin.secgroups.create(name=unique("web"), rules=[{"protocol": "TCP", "range": "80"}])
+    vm = admin.vms.create(template={"MEMORY": 64, "NIC": [{"NETWORK_ID": vnet.id}]}, hold=True)
+    assert admin.vms.attach_secgroup(vm.id, 0, web.id).nics[0].security_groups == [0, web.id]
+    _refused(lambda: admin.vms.attach_secgroup(vm.id, 0, web.id), 409, "id")
+    _refused(lambda: admin.vms.attach_secgroup(vm.id, 3, web.id), 404, "nic_id")
+    assert admin.vms.detach_secgroup(vm.id, 0, web.id).nics[0].security_groups == [0]
+    _refused(lambda: admin.vms.detach_secgroup(vm.id, 0, web.id), 404, "id")
+    admin.vms.delete(vm.id)

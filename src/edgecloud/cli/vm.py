@@ -197,6 +197,26 @@ def rename(
     report(state.output, vms.update(obj_id, name=name), f"vm {obj_id}: renamed to {name}")
 
 
+def _secgroup(verb: str, attach: bool) -> None:
+    def command(
+        ctx: typer.Context,
+        obj_id: ObjId,
+        nic_id: Annotated[int, typer.Argument(metavar="NIC_ID", min=0, help="The NIC.")],
+        group_id: Annotated[int, typer.Argument(metavar="SG_ID", min=0, help="Security group.")],
+    ) -> None:
+        state, vms = VM.of(ctx)
+        call = vms.attach_secgroup if attach else vms.detach_secgroup
+        vm = call(obj_id, nic_id, group_id)
+        report(state.output, vm, f"vm {obj_id} NIC {nic_id}: security group {group_id} {verb}ed")
+
+    text = "Attach a security group to a NIC." if attach else "Detach a security group."
+    app.command(f"secgroup-{verb}", help=text)(command)
+
+
+_secgroup("attach", True)
+_secgroup("detach", False)
+
+
 @app.command("console-log")
 def console_log(
     ctx: typer.Context,

@@ -226,6 +226,16 @@ class Vms(Owned[workload.Vm]):
         data = self.client.request("GET", f"{self.path}/{obj_id}/monitoring", params=params)
         return [workload.Sample.model_validate(x) for x in data]
 
+    def attach_secgroup(self, obj_id: int, nic_id: int, group_id: int) -> workload.Vm:
+        """Add a security group to one NIC (a running guest's filters follow)."""
+        path = f"{self.path}/{obj_id}/nics/{nic_id}/security-groups/{group_id}"
+        return self._one(self.client.request("PUT", path))
+
+    def detach_secgroup(self, obj_id: int, nic_id: int, group_id: int) -> workload.Vm:
+        """Remove a security group from one NIC."""
+        path = f"{self.path}/{obj_id}/nics/{nic_id}/security-groups/{group_id}"
+        return self._one(self.client.request("DELETE", path))
+
     def console_log(self, obj_id: int, *, tail_bytes: int = 65536) -> str:
         """Return the tail of the guest's console output."""
         params = {"tail_bytes": tail_bytes}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,9 +48,19 @@ def affected_vms(session: Session, groups: set[int]) -> list[Vm]:
 
 def sync_group(store: Store, drivers: Drivers, group_id: int) -> int:
     """Update every affected guest now; return how many were updated."""
+    with store.read() as session:
+        vm_ids = [vm.id for vm in affected_vms(session, affected_groups(session, group_id))]
+    return sync_vms(store, drivers, vm_ids, f"security group {group_id}")
+
+
+def sync_vms(store: Store, drivers: Drivers, vm_ids: list[int], why: str) -> int:
+    """Re-send the NIC filters of these VMs to their hosts; return how many were updated."""
     jobs = []
     with store.read() as session:
-        for vm in affected_vms(session, affected_groups(session, group_id)):
+        for vm_id in vm_ids:
+            vm = session.get(Vm, vm_id)
+            if vm is None or vm.state != ACTIVE or vm.host_id is None:
+                continue
             host = session.get(Host, vm.host_id)
             if host is None or host.hypervisor == "fake" or not vm.deploy_id:
                 continue
@@ -64,16 +76,21 @@ def sync_group(store: Store, drivers: Drivers, group_id: int) -> int:
             driver.update_sg(ref, deploy_id, network)
             done += 1
         except (HostUnreachable, DriverError) as exc:
-            log.warning(
-                "security group %d: %s on %s not updated: %s", group_id, deploy_id, ref.name, exc
-            )
+            log.warning("%s: %s on %s not updated: %s", why, deploy_id, ref.name, exc)
     return done
 
 
 def sync_group_soon(store: Store, drivers: Drivers, group_id: int) -> threading.Thread:
     """Run sync_group in a background thread; return it (tests may join it)."""
-    thread = threading.Thread(
-        target=sync_group, args=(store, drivers, group_id), name=f"ec-sg-{group_id}", daemon=True
-    )
+    return _soon(sync_group, store, drivers, group_id)
+
+
+def sync_vm_soon(store: Store, drivers: Drivers, vm_id: int) -> threading.Thread:
+    """Re-send one VM's NIC filters in a background thread."""
+    return _soon(sync_vms, store, drivers, [vm_id], f"VM {vm_id}")
+
+
+def _soon(target: Callable[..., int], *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, name="ec-netsync", daemon=True)
     thread.start()
     return thread

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from edgecloud.api import workload as wire
 from edgecloud.api.common import Page
+from edgecloud.server.auth.access import Principal
 from edgecloud.server.auth.permissions import parse_perms
+from edgecloud.server.lifecycle import netsync
 from edgecloud.server.rest.crud import ERRORS, IdPath, crud_router
 from edgecloud.server.rest.deps import (
     FrontEnd,
@@ -19,7 +21,7 @@ from edgecloud.server.rest.deps import (
     PrincipalDep,
     Seconds,
 )
-from edgecloud.server.services import guests, monitoring, operations
+from edgecloud.server.services import guests, monitoring, nic_groups, operations
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
 from edgecloud.server.services.vms import SHORT_FIELDS, Vms
@@ -149,6 +151,48 @@ def routers() -> list[APIRouter]:
         with frontend.store.read() as session:
             vms.load(session, principal, obj_id)
             return monitoring.vm_samples(session, obj_id, seconds=seconds)
+
+    def _nic_group(
+        frontend: FrontEnd,
+        principal: Principal,
+        vm_id: int,
+        nic_id: int,
+        group_id: int,
+        attach: bool,
+    ) -> wire.Vm:
+        with frontend.store.write() as session:
+            row = nic_groups.change(session, principal, vm_id, nic_id, group_id, attach=attach)
+            out = vms.to_wire(session, row)
+        netsync.sync_vm_soon(frontend.store, frontend.drivers, vm_id)
+        return out
+
+    @vm_router.put(
+        "/{obj_id}/nics/{nic_id}/security-groups/{group_id}",
+        response_model=wire.Vm,
+        summary="Attach a security group to a NIC (running guests are updated)",
+    )
+    def nic_group_attach(
+        frontend: FrontEndDep,
+        principal: PrincipalDep,
+        obj_id: IdPath,
+        nic_id: Annotated[int, Path(ge=0, le=255)],
+        group_id: IdPath,
+    ) -> wire.Vm:
+        return _nic_group(frontend, principal, obj_id, nic_id, group_id, True)
+
+    @vm_router.delete(
+        "/{obj_id}/nics/{nic_id}/security-groups/{group_id}",
+        response_model=wire.Vm,
+        summary="Detach a security group from a NIC",
+    )
+    def nic_group_detach(
+        frontend: FrontEndDep,
+        principal: PrincipalDep,
+        obj_id: IdPath,
+        nic_id: Annotated[int, Path(ge=0, le=255)],
+        group_id: IdPath,
+    ) -> wire.Vm:
+        return _nic_group(frontend, principal, obj_id, nic_id, group_id, False)
 
     @vm_router.get(
         "/{obj_id}/console-log", response_model=wire.ConsoleLog, summary="The guest's console"
