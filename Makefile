@@ -5,11 +5,12 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
-# What hosts need (QEMU, LXC, sshd, nftables, socat) and what the suite starts
+# What hosts need (QEMU, LXC, sshd, nftables, socat, FRR for EVPN; busybox's ping for the
+# network tests) and what the suite starts
 # (PostgreSQL's initdb/pg_ctl). Each is installed only when its command is missing.
 HOST_DEBS   := qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img lxc:lxc-start \
                openssh-server:/usr/sbin/sshd openssh-client:ssh socat:socat nftables:nft \
-               iproute2:ip cpio:cpio
+               iproute2:ip cpio:cpio frr:/usr/lib/frr/bgpd busybox:busybox
 
 .PHONY: run test test-fast lint typecheck bench clean help .debs-test .debs-host .host-setup
 

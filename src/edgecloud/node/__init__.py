@@ -22,10 +22,14 @@ Layout under ROOT::
         spec.json                the spec it was deployed with, plus "kind", "accel" (and
                                  for lxc "uid_shift"); restore and reboot reuse it
         console.log              serial console (kvm, microvm) or console log (lxc)
+        initrd.img               a kvm/microvm guest with a rootfs: its initrd with the
+                                 rootfs appended (see appfs.py)
         qmp.sock / qemu.pid      QEMU's QMP socket and pid (kvm, microvm)
         memory.state             saved memory (kvm, microvm, after save)
         hypervisor.log           stderr of the last QEMU start / lxc-start's error log
     lxc/<deploy_id>/             the LXC container (config, rootfs); `lxc-* -P ROOT/lxc`
+    net/                         the host networks' registry and lock (edgecloud.node.net)
+    frr/<frr_name>/              FRR's configs, pid files, logs while an evpn vnet is used
     cache/                       the KVM probe's verdict (kvm-probe.json) and firmware;
         locks/<deploy_id>.lock   held by actions that change a guest: one at a time
 
@@ -45,7 +49,10 @@ ROOT/lxc/<id> exists and "kvm" otherwise.
       {"deploy_id", "vm_id", "name", "vcpu", "memory_mb",
        "kernel", "initrd", "cmdline",            # direct kernel boot (kvm, microvm)
        "disks": [{"path", "format": "qcow2|raw", "readonly": bool}],   # kvm disk boot
-       "rootfs",                                 # lxc: a directory with the container's files
+       "rootfs",                                 # lxc: a directory with the container's files;
+                                                 # kvm, microvm: one appended to the initrd
+       "init": [argv], "env": ["NAME=value"],    # an application to run (an OCI image's
+       "workdir",                                # entrypoint + cmd, env, working dir)
        "privileged": bool,                       # lxc only; default unprivileged
        "ready_marker",                           # wait for this text on the console
        "boot_timeout",                           # seconds (default 60)
@@ -58,6 +65,11 @@ ROOT/lxc/<id> exists and "kvm" otherwise.
   the spec asks otherwise *or the host has no id range for root* (then privileged: the
   answer says which). For microvm under TCG the node appends ``earlyprintk=ttyS0`` and
   ``tsc_early_khz=<host TSC kHz>`` to the cmdline when missing (see qemu_argv.py).
+  Application guests: an lxc container with "init" runs it as PID 1 (lxc.init.cmd, cwd,
+  environment; halted with SIGTERM); it has started when RUNNING (+ ready marker). A
+  kvm/microvm guest with "rootfs" boots its initrd with the rootfs and command appended
+  and ``ec.app=/ec-root`` on the cmdline: the tiny /init runs "init" (default
+  /sbin/init) chrooted there and powers off when it exits.
 - ``shutdown`` {kind, deploy_id, hard, timeout} -> {}; ACPI (or the container's halt
   signal, SIGUSR2 for busybox init) first, hard stop after timeout (default 20 s); a
   missing guest is already stopped.
@@ -69,6 +81,9 @@ ROOT/lxc/<id> exists and "kvm" otherwise.
 - ``poll`` {kind, deploy_id} -> guest status
 - ``poll_all`` {} -> {"guests": [guest status, ...]} every guest under ROOT
 - ``console_log`` {deploy_id, tail_bytes (default 65536)} -> {"text"}
+- ``net_update_sg`` {deploy_id, nics} -> {} the guest's security group chains rewritten from
+  the NICs' new "rules" (see edgecloud.node.net); "missing" when the guest has no networks
+  on this host
 
 A guest status is {"deploy_id", "vm_id", "kind", "state": "running|paused|saved|stopped|
 missing", "privileged", "figures": {"cpu_seconds", "memory_mb"}} (plus "accel" for kvm and

@@ -129,6 +129,16 @@ def _console_log(request: Request) -> dict[str, Any]:
     return {"text": console_tail(guest.console, tail)}
 
 
+def _net_update_sg(request: Request) -> dict[str, Any]:
+    """Rewrite a guest's security group chains (edgecloud.node.net.host.update_sg)."""
+    nics = request.get("nics")
+    if not isinstance(nics, list):
+        raise bad("'nics' must be a list")
+    net = importlib.import_module("edgecloud.node.net.host")
+    net.update_sg(root(request), nics, deploy_id(request))
+    return {}
+
+
 ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "version": lambda request: {"version": version()},
     "probe": lambda request: importlib.import_module("edgecloud.node.probe").probe(
@@ -143,6 +153,7 @@ ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "poll": _poll,
     "poll_all": _poll_all,
     "console_log": _console_log,
+    "net_update_sg": _net_update_sg,
 }
 
 

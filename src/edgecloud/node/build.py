@@ -1,6 +1,6 @@
 """Building the node zipapp (this runs on the front-end; standard library only).
 
-The zipapp holds edgecloud/node/*.py (not this file), the installed `qemu.qmp` package
+The zipapp holds edgecloud/node/**/*.py (not this file), the installed `qemu.qmp` package
 and a `__main__.py` that runs `edgecloud.node.__main__.main`. Its version is the SHA-256
 of that content (names and bytes, sorted), so the same code always has the same version;
 the build adds it as `edgecloud/node/_version.py`. Entries carry a fixed timestamp and
@@ -40,9 +40,10 @@ def _qmp_dir() -> Path:
 def _content() -> dict[str, bytes]:
     """Return the zipapp's files (without _version.py), by archive name."""
     files = {"__main__.py": MAIN, "edgecloud/__init__.py": PACKAGE_INIT}
-    for path in sorted(NODE_DIR.glob("*.py")):
-        if path.name not in EXCLUDED:
-            files[f"edgecloud/node/{path.name}"] = path.read_bytes()
+    for path in sorted(NODE_DIR.rglob("*.py")):
+        relative = path.relative_to(NODE_DIR).as_posix()
+        if relative not in EXCLUDED:
+            files[f"edgecloud/node/{relative}"] = path.read_bytes()
     files["qemu/__init__.py"] = b""  # a regular package: zipimport and namespaces disagree
     for path in sorted(_qmp_dir().iterdir()):
         if path.suffix == ".py" and path.name not in QMP_EXCLUDED:
