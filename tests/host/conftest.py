@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from edgecloud.api.infra import Host
+from edgecloud.client import Client
 from edgecloud.drivers.transport.keys import ensure_client_key, public_key_line
+from edgecloud.images.tiny import Tiny, ensure_tiny
+from edgecloud.server.seed import register_tiny
+from tests.support.frontend import RunningFrontEnd, serve_frontend
+from tests.support.guests import add_host
 from tests.support.nethosts import SSHD, NetHost, NetHosts
 
 HERE = Path(__file__).parent
@@ -81,3 +87,42 @@ def two_hosts(client_key: Path) -> Iterator[list[NetHost]]:
     """Two test hosts shared by a module's tests (do not break them: use `nethosts`)."""
     with NetHosts(2, authorized_keys=[public_key_line(client_key)]) as hosts:
         yield hosts
+
+
+# --- a front-end with the tiny images, and the two hosts registered (one per module) ------
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Tiny:
+    """The tiny images (built once per machine, then cached)."""
+    return ensure_tiny()
+
+
+@pytest.fixture(scope="module")
+def frontend(
+    tmp_path_factory: pytest.TempPathFactory, client_key: Path, tiny: Tiny
+) -> Iterator[RunningFrontEnd]:
+    """A front-end on SQLite whose SSH key the namespace hosts authorise."""
+    home = tmp_path_factory.mktemp("frontend")
+    (home / "ssh").mkdir()
+    for name in ("id_ed25519", "id_ed25519.pub"):
+        shutil.copy2(client_key.parent / name, home / "ssh" / name)
+    with serve_frontend(
+        home, monitor_interval=1.0, scheduler_interval=0.2, host_error_after=2
+    ) as running:
+        with running.store.write() as session:
+            register_tiny(session, tiny)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(frontend: RunningFrontEnd) -> Iterator[Client]:
+    """The admin's client."""
+    with frontend.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def hosts(admin: Client, two_hosts: list[NetHost]) -> list[Host]:
+    """Both namespace hosts, registered and probed."""
+    return [add_host(admin, h) for h in two_hosts]

@@ -3,109 +3,31 @@
 A kvm VM (QEMU, TCG here) and an unprivileged LXC container go through their lifecycle;
 each is RUNNING only once the guest really started (its ready marker on the console, an
 exec in the container). Then the failures: a killed QEMU, a host whose sshd is gone and
-comes back, a host whose SSH key changed.
+comes back, a host whose SSH key changed. The fixtures (tiny, frontend, admin, hosts) are
+in conftest.py.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from edgecloud.api.infra import Host
 from edgecloud.client import Client
-from edgecloud.images.tiny import Tiny, ensure_tiny
-from edgecloud.server.seed import register_tiny
-from tests.support.frontend import RunningFrontEnd, serve_frontend
+from tests.support.guests import (
+    BOOT,
+    add_host,
+    attach,
+    create_on,
+    guest_processes,
+    leftovers,
+    wait_for,
+)
 from tests.support.nethosts import NetHost
 from tests.support.waiting import wait_operation, wait_vms
-
-BOOT = 120.0  # seconds a TCG boot may take on a loaded 2-core machine
-
-
-@pytest.fixture(scope="module")
-def tiny() -> Tiny:
-    """The tiny images (built once per machine, then cached)."""
-    return ensure_tiny()
-
-
-@pytest.fixture(scope="module")
-def frontend(
-    tmp_path_factory: pytest.TempPathFactory, client_key: Path, tiny: Tiny
-) -> Iterator[RunningFrontEnd]:
-    """A front-end on SQLite whose SSH key the namespace hosts authorise."""
-    home = tmp_path_factory.mktemp("frontend")
-    (home / "ssh").mkdir()
-    for name in ("id_ed25519", "id_ed25519.pub"):
-        shutil.copy2(client_key.parent / name, home / "ssh" / name)
-    with serve_frontend(
-        home, monitor_interval=1.0, scheduler_interval=0.2, host_error_after=2
-    ) as running:
-        with running.store.write() as session:
-            register_tiny(session, tiny)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def admin(frontend: RunningFrontEnd) -> Iterator[Client]:
-    """The admin's client."""
-    with frontend.client() as client:
-        yield client
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll `check` until it returns something true; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def add_host(admin: Client, host: NetHost) -> Host:
-    """Register a namespace host over SSH and wait for its first probe."""
-    created = admin.hosts.create(
-        name=host.netns, address=host.address, root=str(host.root), hypervisor="kvm"
-    )
-    return wait_for(  # type: ignore[no-any-return]
-        f"host {host.netns} MONITORED",
-        lambda: (h := admin.hosts.get(created.id)).state_name == "MONITORED" and h,
-    )
-
-
-@pytest.fixture(scope="module")
-def hosts(admin: Client, two_hosts: list[NetHost]) -> list[Host]:
-    """Both namespace hosts, registered and probed."""
-    return [add_host(admin, h) for h in two_hosts]
-
-
-def guest_processes(host: NetHost) -> list[str]:
-    """Return the command lines of QEMU processes whose files are under the host's root."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "qemu-system" in cmdline and str(host.root) in cmdline:
-            found.append(f"{pid} {cmdline}")
-    return found
-
-
-def leftovers(host: NetHost, deploy_id: str) -> list[str]:
-    """Return what is left of a guest on its host: processes, files, containers."""
-    left = [p for p in guest_processes(host) if deploy_id in p]
-    left += [str(p) for p in (host.root / "guests" / deploy_id, host.root / "lxc" / deploy_id)]
-    return [x for x in left if not x.startswith("/") or Path(x).exists()]
 
 
 def test_probe_reports_the_real_host_and_pins_its_key(
@@ -170,13 +92,13 @@ def test_lxc_container_lifecycle(
     wait_vms(admin, [vm.id], lambda s: s == "ACTIVE/RUNNING", timeout=BOOT)
     deploy_id = admin.vms.get(vm.id).deploy_id
     # Really started: a command runs inside the container, in the host's namespace.
-    inside = _attach(net, deploy_id, ["cat", "/proc/1/comm"])
+    inside = attach(net, deploy_id, ["cat", "/proc/1/comm"])
     assert inside.returncode == 0, inside.stderr
     assert wait_for(
         "privileged flag", lambda: "privileged" in (r := admin.vms.get(vm.id).runtime) and r
     ) == {"kind": "lxc", "privileged": False}
     # Unprivileged: root inside is an unprivileged uid outside.
-    uid_map = _attach(net, deploy_id, ["cat", "/proc/self/uid_map"]).stdout.split()
+    uid_map = attach(net, deploy_id, ["cat", "/proc/self/uid_map"]).stdout.split()
     assert uid_map[:2] == ["0", uid_map[1]] and uid_map[1] != "0"
 
     admin.vms.action(vm.id, "poweroff")
@@ -184,7 +106,7 @@ def test_lxc_container_lifecycle(
     admin.vms.action(vm.id, "resume")
     wait_vms(admin, [vm.id], lambda s: s == "ACTIVE/RUNNING", timeout=BOOT)
     reboot(admin, vm.id, hard=False)
-    assert _attach(net, deploy_id, ["true"]).returncode == 0
+    assert attach(net, deploy_id, ["true"]).returncode == 0
     admin.vms.action(vm.id, "terminate")
     wait_vms(admin, [vm.id], lambda s: s == "DONE", timeout=60)
     assert leftovers(net, deploy_id) == []
@@ -247,15 +169,3 @@ def reboot(admin: Client, vm_id: int, *, hard: bool) -> None:
     assert op is not None
     assert wait_operation(admin, op.id, timeout=BOOT) == "done"
     assert admin.vms.get(vm_id).lcm_state_name == "RUNNING"
-
-
-def create_on(admin: Client, template: str, host: Host) -> Any:
-    """Create a VM from a tiny template, placed on `host`."""
-    (found,) = [t for t in admin.templates.list() if t.name == template]
-    return admin.vms.create(template_id=found.id, template={"SCHED_REQUIREMENTS": f"ID={host.id}"})
-
-
-def _attach(net: NetHost, deploy_id: str, argv: list[str]) -> Any:
-    return net.exec(
-        ["lxc-attach", "-n", deploy_id, "-P", str(net.root / "lxc"), "--", *argv], check=False
-    )

@@ -1,5 +1,8 @@
 """`edgecloud image`: disk images in image datastores."""
 
+import json
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal
@@ -23,6 +26,7 @@ from edgecloud.cli.nouns import (
 )
 from edgecloud.cli.output import Format, fail, mib, print_data
 from edgecloud.images import ImageBuildError, ensure_tiny
+from edgecloud.images.oci import OciError, OciImage, import_oci
 
 IMAGE = Noun(
     "image",
@@ -46,6 +50,7 @@ build_app = typer.Typer(help="Build the images edgecloud makes itself.", no_args
 app.add_typer(build_app, name="build")
 
 Kind = Annotated[ImageKind | None, typer.Option("--type", help="Image type.")]
+IMAGES_DIR = Path("/var/lib/edgecloud/images")
 
 
 @app.command("list")
@@ -124,3 +129,80 @@ def build_tiny(
         return
     for key, value in data.items():
         typer.echo(f"{key + ':':<17}{value}")
+
+
+def oci_attributes(image: OciImage) -> dict[str, str]:
+    """Return the image template attributes an application image carries (lists as JSON)."""
+    return {
+        "OCI_DIGEST": image.digest,
+        "OCI_ENTRYPOINT": json.dumps(image.entrypoint),
+        "OCI_CMD": json.dumps(image.cmd),
+        "OCI_ENV": json.dumps(image.env),
+        "OCI_WORKDIR": image.workdir,
+    }
+
+
+def _searchable(directory: Path) -> Path | None:
+    """Return the first directory from / down to `directory` others cannot search, if any."""
+    for path in [*reversed(directory.parents), directory]:
+        if not os.stat(path).st_mode & 0o001:
+            return path
+    return None
+
+
+@app.command("import-oci")
+def import_oci_image(
+    ctx: typer.Context,
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SOURCE", help="An OCI layout directory, an oci-archive or docker save tar."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Name of the new image.")],
+    ref: Annotated[
+        str | None, typer.Option(help="Which image of the source (its ref name or tag).")
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where it goes (default /var/lib/edgecloud/images/NAME)."),
+    ] = None,
+) -> None:
+    """Import an application image as a rootfs directory and register it (administrators).
+
+    The rootfs lands in DIR/rootfs, the image's settings in DIR/oci.json; hosts read the
+    rootfs at that path, so DIR must be on them too (this machine, or shared storage).
+    """
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise typer.BadParameter("a name usable as a directory name", param_hint="--name")
+    state, images = IMAGE.of(ctx)
+    target = (directory or IMAGES_DIR / name).absolute()
+    made = not target.exists()
+    image: OciImage | None = None
+    try:
+        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        blocked = _searchable(target)
+        if blocked is not None:  # the node copies it as root; a guest reading it in place cannot
+            message = f"{blocked} is not searchable by others (o+x): only root reaches the rootfs"
+            typer.echo(f"warning: {message}", err=True)
+        image = import_oci(source, target / "rootfs", ref=ref)
+        (target / "oci.json").write_text(json.dumps(image.summary(), indent=2) + "\n")
+        registered = images.create(
+            name=name,
+            datastore_id=1,
+            kind="OS",
+            format="dir",
+            path=str(image.rootfs),
+            size_mb=image.size_mb,
+            template=oci_attributes(image),
+        )
+    except BaseException as exc:
+        if made:  # undo what this command made, and only that
+            shutil.rmtree(target, ignore_errors=True)
+        elif image is not None:
+            shutil.rmtree(image.rootfs, ignore_errors=True)
+            (target / "oci.json").unlink(missing_ok=True)
+        if isinstance(exc, OciError | OSError):
+            fail(f"cannot import {source}: {exc}")
+        raise
+    created(state, "image", registered)

@@ -23,8 +23,12 @@ while read -r module; do
 done < /{MODULE_LIST}
 
 name=tiny
+app=
 for arg in $(cat /proc/cmdline); do
-    case "$arg" in hostname=?*) name="${{arg#hostname=}}" ;; esac
+    case "$arg" in
+        hostname=?*) name="${{arg#hostname=}}" ;;
+        ec.app=/?*) app="${{arg#ec.app=}}" ;;
+    esac
 done
 hostname "$name"
 echo "$name" > /etc/hostname
@@ -40,8 +44,57 @@ acpid
 
 /etc/tiny/context
 
+[ -n "$app" ] && [ -d "$app" ] && exec /etc/tiny/app "$app"
 echo "{MARKER}"
 exec /sbin/init
+"""
+
+# PID 1 of an application guest (kernel command line `ec.app=DIR`): DIR is the
+# application's root, unpacked from the archive the node appended to the initramfs, and
+# DIR/.edgecloud/ holds its command (argv, env, workdir: one item a line). It runs chrooted
+# there with busybox copied in, so the image needs no shell. The power button (acpid ->
+# busybox poweroff -> SIGUSR2 to PID 1) asks it to stop with SIGTERM; once it has exited,
+# the guest powers off.
+APP_INIT = f"""#!/bin/sh
+root=$1
+for dir in proc sys dev tmp run .edgecloud; do mkdir -p "$root/$dir"; done
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t sysfs -o nosuid,nodev,noexec sysfs "$root/sys"
+mount -t devtmpfs -o nosuid,mode=0755 devtmpfs "$root/dev"
+mkdir -p "$root/dev/pts"
+mount -t devpts -o gid=5,mode=620 devpts "$root/dev/pts"
+cp /bin/busybox "$root/.edgecloud/busybox"
+cp /etc/tiny/app-run "$root/.edgecloud/run"
+echo "{MARKER}"
+chroot "$root" /.edgecloud/busybox sh /.edgecloud/run &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null' TERM USR1 USR2
+status=0
+while kill -0 $pid 2>/dev/null; do
+    wait $pid
+    status=$?
+done
+echo "tiny-init: the application exited with status $status; powering off"
+sync
+poweroff -f
+"""
+
+# Runs chrooted in the application's root (as `/.edgecloud/busybox sh /.edgecloud/run`):
+# shell builtins only. The command gets exactly the image's environment (env -i).
+APP_RUN = """#!/bin/sh
+app=/.edgecloud
+workdir=/
+[ -s $app/workdir ] && IFS= read -r workdir < $app/workdir
+cd "$workdir" || exit 126
+set --
+while IFS= read -r item; do set -- "$@" "$item"; done < $app/env
+count=$#
+while IFS= read -r item; do set -- "$@" "$item"; done < $app/argv
+if [ $# -le $count ]; then
+    echo "tiny-init: no command to run"
+    exit 127
+fi
+exec $app/busybox env -i -- "$@"
 """
 
 # Contextualization hook: a CD-ROM labelled CONTEXT or cidata is mounted at /mnt/context;
@@ -111,6 +164,8 @@ VM_FILES: dict[str, tuple[str, int]] = {
     "etc/inittab": (VM_INITTAB, 0o644),
     "etc/tiny/context": (CONTEXT, 0o755),
     "etc/acpi/PWRF/00000080": (POWER_BUTTON, 0o755),
+    "etc/tiny/app": (APP_INIT, 0o755),
+    "etc/tiny/app-run": (APP_RUN, 0o755),
 }
 CT_FILES: dict[str, tuple[str, int]] = {
     **COMMON_ETC,

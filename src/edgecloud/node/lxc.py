@@ -8,11 +8,11 @@ stdio is /dev/null) — hence `lxc.environment = CONSOLE=/dev/console`.
 
 An application container (spec "init", e.g. an OCI image's entrypoint and cmd) runs that
 command as its init instead: `lxc.init.cmd` (LXC splits it at spaces, so a command with
-an argument holding a space is given to lxc-start after `--` instead), `lxc.init.cwd`
-(spec "workdir") and one `lxc.environment` per spec "env" item. It stops on SIGTERM, as
-applications expect, and reboots by being stopped and started again. It has started once
-lxc-info says RUNNING (and its ready marker, when the spec gives one, is on the console):
-an application image may have no /bin/true to run inside it.
+an empty argument or one holding a space or tab goes to lxc-start after `--` instead),
+`lxc.init.cwd` (spec "workdir") and one `lxc.environment` per spec "env" item. It stops
+on SIGTERM, as applications expect, and reboots by being stopped and started again. It
+has started once lxc-info says RUNNING (and its ready marker, when the spec gives one, is
+on the console): an application image may have no /bin/true to run inside it.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _limits(spec: dict[str, Any], versions: dict[str, int]) -> list[tuple[str, s
 
 def init_in_config(spec: dict[str, Any]) -> bool:
     """Return whether the spec's init command can be written as lxc.init.cmd."""
-    return all(arg and " " not in arg for arg in spec.get("init") or [])
+    return all(arg and not any(c in arg for c in " \t") for arg in spec.get("init") or [])
 
 
 def _init_keys(spec: dict[str, Any]) -> list[tuple[str, str]]:

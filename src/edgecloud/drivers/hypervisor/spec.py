@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,38 @@ def _number(template: Mapping[str, Any], key: str, default: float) -> float:
         raise DriverError(f"template {key} is not a number: {raw!r}") from None
 
 
+def _json_list(disk: Mapping[str, Any], key: str) -> list[str]:
+    """Return a list of strings kept as JSON text (or as a list) in a disk attribute."""
+    raw = disk.get(key)
+    if raw is None or raw == "":
+        return []
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise DriverError(f"disk {key} is not JSON: {str(raw)[:80]!r}") from None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise DriverError(f"disk {key} is not a list of strings: {str(raw)[:80]!r}")
+    return value
+
+
+def app_fields(disk: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what runs in an application image's rootfs: init (argv), env and workdir.
+
+    An image imported with `edgecloud image import-oci` carries OCI_ENTRYPOINT, OCI_CMD,
+    OCI_ENV (JSON lists) and OCI_WORKDIR; the command is the entrypoint then the cmd.
+    """
+    out: dict[str, Any] = {}
+    argv = _json_list(disk, "OCI_ENTRYPOINT") + _json_list(disk, "OCI_CMD")
+    if argv:
+        out["init"] = argv
+    env = _json_list(disk, "OCI_ENV")
+    if env:
+        out["env"] = env
+    if disk.get("OCI_WORKDIR"):
+        out["workdir"] = str(disk["OCI_WORKDIR"])
+    return out
+
+
 def node_spec(spec: GuestSpec, kind: str) -> dict[str, Any]:
     """Return the node's deploy spec for a guest of `kind` (kvm, lxc or microvm)."""
     t = spec.template
@@ -54,13 +87,22 @@ def node_spec(spec: GuestSpec, kind: str) -> dict[str, Any]:
     if t.get("READY_MARKER"):
         out["ready_marker"] = str(t["READY_MARKER"])
     if kind == "lxc":
-        sources = [str(d["SOURCE"]) for d in disks if d.get("SOURCE")]
+        sources = [d for d in disks if d.get("SOURCE")]
         if not sources:
             raise DriverError("an lxc container needs a DISK with a rootfs image")
-        out["rootfs"] = sources[0]
+        out["rootfs"] = str(sources[0]["SOURCE"])
+        out.update(app_fields(sources[0]))
         # OpenNebula's attribute: containers are unprivileged unless it says "no".
         out["privileged"] = not _yes(t.get("LXC_UNPRIVILEGED", "yes"))
         return out
+    # A directory image (FORMAT dir) is a rootfs, booted in the initramfs (see node.appfs).
+    trees = [d for d in disks if d.get("SOURCE") and str(d.get("FORMAT", "")).lower() == "dir"]
+    if len(trees) > 1:
+        raise DriverError(f"a {kind} guest boots one rootfs directory, not {len(trees)}")
+    if trees:
+        out["rootfs"] = str(trees[0]["SOURCE"])
+        out.update(app_fields(trees[0]))
+        disks = [d for d in disks if d is not trees[0]]
     if os_.get("KERNEL"):
         out["kernel"] = str(os_["KERNEL"])
         if os_.get("INITRD"):
@@ -79,4 +121,6 @@ def node_spec(spec: GuestSpec, kind: str) -> dict[str, Any]:
         raise DriverError(f"a {kind} guest needs OS KERNEL or a DISK to boot from")
     if kind == "microvm" and "kernel" not in out:
         raise DriverError("a microvm guest boots a kernel: set OS KERNEL_DS (or KERNEL)")
+    if "rootfs" in out and "initrd" not in out:
+        raise DriverError("a guest with a rootfs directory boots OS KERNEL_DS and INITRD_DS")
     return out

@@ -21,6 +21,8 @@ DEFAULT_ASN = 65000
 DEFAULT_PREFIX = 24
 # VNIs of vxlan/evpn vnets without a vlan_id: this base plus the vnet id.
 VNI_BASE = 10_000
+# Guests on a VXLAN leave room for its 50 bytes of headers on a 1500-byte underlay.
+VXLAN_MTU = 1450
 
 
 def bridge_name(vnet: Vnet) -> str:
@@ -126,7 +128,7 @@ def nic_of(session: Session, nic: dict[str, Any]) -> dict[str, Any] | None:
         )
     ).first()
     groups = [int(g) for g in str(nic.get("SECURITY_GROUPS", "")).split(",") if g]
-    mtu = _attr(vnet, ar, "MTU")
+    mtu = _attr(vnet, ar, "MTU") or (VXLAN_MTU if vnet.driver in ("vxlan", "evpn") else None)
     return {
         "nic_id": int(nic.get("NIC_ID", 0)),
         "mac": nic["MAC"],
