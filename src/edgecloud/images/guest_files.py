@@ -112,15 +112,65 @@ done
 [ -n "$found" ] || exit 0
 mkdir -p /mnt/context
 mount -t iso9660 -o ro "$found" /mnt/context || exit 0
-[ -f /mnt/context/context.sh ] || exit 0
-(
-    . /mnt/context/context.sh
-    if [ -n "$START_SCRIPT" ]; then
-        printf '%s\\n' "$START_SCRIPT" > /run/start_script
-        chmod 0755 /run/start_script
-        /run/start_script
-    fi
-)
+exec /etc/tiny/apply-context /mnt/context
+"""
+
+# Applies OpenNebula's context.sh from a directory (the CD-ROM, or /.edgecloud/context in
+# a container): each ETHx_* to the interface with ETHx_MAC, default route, DNS, hostname,
+# then START_SCRIPT (or START_SCRIPT_BASE64), its output on the console and in
+# /run/start_script.log. Values are only ever assigned, never evaluated.
+APPLY_CONTEXT = """#!/bin/sh
+dir=$1
+[ -f "$dir/context.sh" ] || exit 0
+. "$dir/context.sh"
+mask2prefix() {
+    n=0
+    for octet in $(echo "$1" | tr . ' '); do
+        case $octet in
+            255) n=$((n + 8)) ;; 254) n=$((n + 7)) ;; 252) n=$((n + 6)) ;;
+            248) n=$((n + 5)) ;; 240) n=$((n + 4)) ;; 224) n=$((n + 3)) ;;
+            192) n=$((n + 2)) ;; 128) n=$((n + 1)) ;;
+        esac
+    done
+    echo $n
+}
+for path in /sys/class/net/*; do
+    dev=${path##*/}
+    [ "$dev" = lo ] && continue
+    mac=$(cat "$path/address")
+    i=0
+    while [ $i -lt 16 ]; do
+        eval "want=\\$ETH${i}_MAC"
+        if [ -n "$want" ] && [ "$want" = "$mac" ]; then
+            eval "addr=\\$ETH${i}_IP; mask=\\$ETH${i}_MASK"
+            eval "gw=\\$ETH${i}_GATEWAY; dns=\\$ETH${i}_DNS"
+            ip link set "$dev" up
+            if [ -n "$addr" ]; then
+                ip addr add "$addr/$(mask2prefix "${mask:-255.255.255.0}")" dev "$dev" 2>/dev/null
+            fi
+            [ -n "$gw" ] && ip route add default via "$gw" dev "$dev" 2>/dev/null
+            if [ -n "$dns" ]; then
+                for server in $dns; do echo "nameserver $server"; done > /etc/resolv.conf
+            fi
+        fi
+        i=$((i + 1))
+    done
+done
+if [ -n "$SET_HOSTNAME" ]; then
+    hostname "$SET_HOSTNAME"
+    echo "$SET_HOSTNAME" > /etc/hostname
+fi
+if [ -n "$START_SCRIPT_BASE64" ]; then
+    START_SCRIPT=$(echo "$START_SCRIPT_BASE64" | base64 -d)
+fi
+if [ -n "$START_SCRIPT" ]; then
+    mkdir -p /run
+    printf '%s\\n' "$START_SCRIPT" > /run/start_script
+    chmod 0755 /run/start_script
+    /run/start_script > /run/start_script.log 2>&1
+    cat /run/start_script.log
+fi
+exit 0
 """
 
 VM_INITTAB = """::respawn:/bin/cttyhack /bin/sh -l
@@ -146,6 +196,7 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 [ -e /proc/self ] || mount -t proc proc /proc
 mkdir -p /run /tmp
 ip link set lo up 2>/dev/null
+/etc/tiny/apply-context /.edgecloud/context > /dev/console 2>&1
 echo "{MARKER}" > /dev/console
 """
 
@@ -157,6 +208,7 @@ COMMON_ETC: dict[str, tuple[str, int]] = {
     "etc/group": ("root:x:0:\ntty:x:5:\n", 0o644),
     "etc/profile": (PROFILE, 0o644),
     "etc/hostname": ("tiny\n", 0o644),
+    "etc/tiny/apply-context": (APPLY_CONTEXT, 0o755),
 }
 VM_FILES: dict[str, tuple[str, int]] = {
     **COMMON_ETC,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgecloud.node import attach
 from edgecloud.node.protocol import (
     DEPLOY_ID,
     NodeError,
@@ -190,6 +191,7 @@ def parse_spec(spec: dict[str, Any], kind: str) -> dict[str, Any]:
         "boot_timeout": number(spec, "boot_timeout", DEFAULT_BOOT_TIMEOUT, minimum=1.0),
         "vnc": flag(spec, "vnc"),
         **_app(spec),
+        **attach.parse(spec),
     }
     if kind != "lxc" and parsed["rootfs"] and not (parsed["kernel"] and parsed["initrd"]):
         raise bad(f"a {kind} guest with a rootfs needs spec 'kernel' and 'initrd' to boot it")

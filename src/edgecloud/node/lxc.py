@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgecloud.node import attach
 from edgecloud.node.guest import (
     GuestDir,
     console_size,
@@ -119,7 +120,7 @@ def render_config(
         ("lxc.apparmor.profile", "unconfined"),
         *_init_keys(spec),
         ("lxc.console.logfile", str(guest.console)),
-        ("lxc.net.0.type", "empty"),
+        *attach.lxc_keys({"nics": [], "context": {}, **spec}),
         ("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed"),
         ("lxc.autodev", "1"),
         ("lxc.pty.max", "16"),
@@ -261,8 +262,14 @@ def deploy(root: Path, raw_spec: dict[str, Any]) -> dict[str, Any]:
     spec["uid_shift"] = subids[0] if subids else 0
     spec["accel"] = "none"
     _prepare(guest, spec)
+    attach.write_context_files(spec, guest.container / "rootfs")
     write_spec(guest, spec)
-    return _deployed(guest, _start(guest, spec), spec["privileged"])
+    with attach.undone_on_failure(root, spec):
+        attach.up(root, spec, guest.path)
+        pid = _start(guest, spec)
+        attach.plug_veths(root, spec)
+        attach.post(root, spec)
+    return _deployed(guest, pid, spec["privileged"])
 
 
 def shutdown(root: Path, deploy_id: str, hard: bool, timeout: float) -> dict[str, Any]:
@@ -310,6 +317,9 @@ def cleanup(root: Path, deploy_id: str) -> dict[str, Any]:
     guest = GuestDir(root, deploy_id)
     if _state(guest) != "STOPPED":
         _lxc("stop", guest, "-k")
+    spec = read_spec(guest)
+    if spec is not None:
+        attach.down(root, spec)
     guest.remove()
     return {}
 

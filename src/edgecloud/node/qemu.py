@@ -20,7 +20,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient, QMPError
 
-from edgecloud.node import appfs, proc, qmp
+from edgecloud.node import appfs, attach, proc, qmp
 from edgecloud.node.guest import (
     GuestDir,
     console_size,
@@ -61,7 +61,8 @@ def _start(
 ) -> int:
     """Start QEMU daemonized and return its PID once it runs."""
     _clear_runtime(guest)
-    argv = qemu_argv(spec, guest.path, spec.get("accel", "tcg"), host_tsc_khz()) + extra
+    argv = qemu_argv(spec, guest.path, spec.get("accel", "tcg"), host_tsc_khz())
+    argv += attach.qemu_args(_with_network(spec), guest.path) + extra
     with guest.log.open("wb") as log:
         try:
             done = subprocess.run(
@@ -140,6 +141,15 @@ def deploy(root: Path, kind: str, raw_spec: dict[str, Any]) -> dict[str, Any]:
         except OSError as exc:
             raise NodeError("failed", f"cannot pack rootfs {spec['rootfs']}: {exc}") from exc
     write_spec(guest, spec)
+    with attach.undone_on_failure(root, spec):
+        attach.up(root, spec, guest.path)
+        pid = _boot(guest, spec)
+        attach.post(root, spec)
+    return _deployed(guest, pid)
+
+
+def _boot(guest: GuestDir, spec: dict[str, Any]) -> int:
+    """Start QEMU and wait until the guest booted (ready marker, else QMP "running")."""
     offset = console_size(guest.console)
     started = time.monotonic()
     pid = _start(guest, spec, [])
@@ -153,7 +163,12 @@ def deploy(root: Path, kind: str, raw_spec: dict[str, Any]) -> dict[str, Any]:
             )
     elif not _wait_running(guest, pid, deadline):
         raise _abort_start(guest, pid, "QMP never reported it running")
-    return _deployed(guest, pid)
+    return pid
+
+
+def _with_network(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return the spec with its network fields (a spec.json from before them has none)."""
+    return {"nics": [], "network": {}, "context": {}, **spec}
 
 
 def shutdown(root: Path, deploy_id: str, hard: bool, timeout: float) -> dict[str, Any]:
@@ -257,6 +272,8 @@ def restore(root: Path, deploy_id: str) -> dict[str, Any]:
     spec = read_spec(guest)
     if spec is None or not guest.memory_state.exists():
         raise NodeError("failed", f"{deploy_id} has no saved memory state to restore")
+    spec = _with_network(spec)
+    attach.up(root, spec, guest.path)  # taps again: the guest may come back on a new host
     source = os.open(guest.memory_state, os.O_RDONLY)
     try:
         pid = _start(guest, spec, ["-incoming", f"fd:{source}"], pass_fds=(source,))
@@ -266,6 +283,7 @@ def restore(root: Path, deploy_id: str) -> dict[str, Any]:
     if not _wait_restored(guest, pid, deadline):
         raise _abort_start(guest, pid, "the saved memory did not load")
     guest.memory_state.unlink(missing_ok=True)
+    attach.post(root, spec)
     return {"state": "running"}
 
 
@@ -275,6 +293,9 @@ def cleanup(root: Path, deploy_id: str) -> dict[str, Any]:
     pid = _running_pid(guest)
     if pid is not None:
         proc.kill(pid, _needle(guest))
+    spec = read_spec(guest)
+    if spec is not None:
+        attach.down(root, spec)
     guest.remove()
     return {}
 

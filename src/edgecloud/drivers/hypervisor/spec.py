@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from edgecloud.drivers.base import DriverError, GuestSpec
+from edgecloud.drivers.hypervisor.context import context_files, context_iso
 
 DEFAULT_BOOT_TIMEOUT = 120
 # Disks of these image kinds are booted from, not attached.
@@ -70,6 +72,22 @@ def app_fields(disk: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _network_fields(spec: GuestSpec, kind: str) -> dict[str, Any]:
+    """Return the spec's NICs, the host's underlay and the context (CD-ROM or files)."""
+    nics = list(spec.network.get("nics", ()))
+    out: dict[str, Any] = {}
+    if nics:
+        out["nics"] = nics
+        out["network"] = dict(spec.network.get("host", {}))
+    files = context_files(spec.template, nics, name=spec.name, vm_id=spec.vm_id)
+    if files:
+        if kind == "lxc":
+            out["context"] = {"files": files}
+        else:
+            out["context"] = {"iso": base64.b64encode(context_iso(files)).decode()}
+    return out
+
+
 def node_spec(spec: GuestSpec, kind: str) -> dict[str, Any]:
     """Return the node's deploy spec for a guest of `kind` (kvm, lxc or microvm)."""
     t = spec.template
@@ -86,6 +104,7 @@ def node_spec(spec: GuestSpec, kind: str) -> dict[str, Any]:
     }
     if t.get("READY_MARKER"):
         out["ready_marker"] = str(t["READY_MARKER"])
+    out.update(_network_fields(spec, kind))
     if kind == "lxc":
         sources = [d for d in disks if d.get("SOURCE")]
         if not sources:
