@@ -1,6 +1,6 @@
 """Host network figures: the node's pre/post cost, FRR start, EVPN convergence, guest RTT.
 
-    .venv/bin/python bench/net.py [--nics 20] [--pings 20]
+    .venv/bin/python bench/network.py [--nics 20] [--pings 20]
 
 Two namespace test hosts on one switch (tests/support/nethosts.py), the node zipapp run
 inside their namespaces, guests simulated as namespaces with a veth (tests/support/netsim.py).
