@@ -42,6 +42,8 @@ from edgecloud.drivers.transport.keys import ensure_client_key, public_key_line 
 from edgecloud.images.tiny import Tiny, ensure_tiny  # noqa: E402
 from edgecloud.node.guest import GuestDir  # noqa: E402
 from edgecloud.node.lxc import _prepare as prepare_container  # noqa: E402
+from edgecloud.node.probe import host_tsc_khz  # noqa: E402
+from edgecloud.node.qemu_argv import microvm_cmdline  # noqa: E402
 from edgecloud.server.seed import register_tiny  # noqa: E402
 
 TEMPLATES = {"lxc": "tiny-container", "microvm": "tiny-microvm", "kvm": "tiny-vm"}
@@ -100,7 +102,9 @@ def bare_qemu(host: NetHost, tiny: Tiny, work: Path, *, microvm: bool) -> float:
     console = work / "console.log"
     console.unlink(missing_ok=True)
     machine = ["-M", "microvm"] if microvm else ["-M", "pc"]
-    cmdline = tiny.microvm_cmdline if microvm else tiny.cmdline
+    # The node's microvm command line (earlyprintk, and the TSC rate under TCG: without it
+    # a loaded host's microvm can hang calibrating its clock).
+    cmdline = microvm_cmdline(tiny.microvm_cmdline, host_tsc_khz()) if microvm else tiny.cmdline
     argv = [
         *in_netns(host),
         "qemu-system-x86_64", "-accel", "tcg", *machine, "-m", "192", "-smp", "1",

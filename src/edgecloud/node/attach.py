@@ -12,17 +12,22 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import importlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from edgecloud.node.net import host as net
-from edgecloud.node.net.model import tap_name
-from edgecloud.node.protocol import bad
+from edgecloud.node.protocol import bad, tap_name
 
 CONTEXT_ISO = "context.iso"
 CONTEXT_DIR = ".edgecloud/context"  # inside a container's rootfs
+
+
+def _net() -> ModuleType:
+    """Import the host network code only for guests that have NICs."""
+    return importlib.import_module("edgecloud.node.net.host")
 
 
 def parse(spec: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +62,7 @@ def _tap_exists(name: str) -> bool:
 def up(root: Path, spec: dict[str, Any], guest_dir: Path) -> None:
     """Set up what the guest needs before it starts; undone by `down` on failure."""
     if spec["nics"]:
-        net.pre(root, spec["nics"], spec["network"], spec["deploy_id"])
+        _net().pre(root, spec["nics"], spec["network"], spec["deploy_id"])
         if spec["kind"] != "lxc":
             for nic, tap in taps(spec):
                 if not _tap_exists(tap):
@@ -66,7 +71,7 @@ def up(root: Path, spec: dict[str, Any], guest_dir: Path) -> None:
                         check=True,
                         capture_output=True,
                     )
-                net.plug(root, nic, tap)
+                _net().plug(root, nic, tap)
     iso = spec["context"].get("iso")
     if iso and spec["kind"] != "lxc":
         try:
@@ -90,30 +95,38 @@ def plug_veths(root: Path, spec: dict[str, Any]) -> None:
     """Plug a started container's host-side veths (LXC put them on the bridge already)."""
     for nic, tap in taps(spec):
         if _tap_exists(tap):
-            net.plug(root, nic, tap)
+            _net().plug(root, nic, tap)
 
 
 def post(root: Path, spec: dict[str, Any]) -> None:
     """Filter the running guest's NICs."""
     if spec["nics"]:
-        net.post(root, spec["nics"], spec["network"], spec["deploy_id"])
+        _net().post(root, spec["nics"], spec["network"], spec["deploy_id"])
 
 
 def down(root: Path, spec: dict[str, Any]) -> None:
     """Remove the guest's taps, chains, and the devices no other guest uses."""
     if spec.get("nics"):
-        net.clean(root, spec["nics"], spec["network"], spec["deploy_id"])
+        _net().clean(root, spec["nics"], spec["network"], spec["deploy_id"])
 
 
 def qemu_args(spec: dict[str, Any], guest_dir: Path) -> list[str]:
-    """Return QEMU's NIC (tap + virtio-net with the lease's MAC) and context CD-ROM args."""
+    """Return QEMU's NIC (tap + virtio-net with the lease's MAC) and context CD-ROM args.
+
+    NIC i is netdev ``net<i>`` and device ``nic<i>`` (hotplug.py finds them by these ids);
+    a NIC whose PCI slot was recorded (``pci_slot``, after a hotplug) is put back there.
+    """
     args: list[str] = []
     microvm = spec["kind"] == "microvm"
     for nic, tap in taps(spec):
         index = int(nic.get("nic_id", 0))
         args += ["-netdev", f"tap,id=net{index},ifname={tap},script=no,downscript=no"]
         device = "virtio-net-device" if microvm else "virtio-net-pci"
-        args += ["-device", f"{device},netdev=net{index},mac={nic['mac']}"]
+        device += f",netdev=net{index},mac={nic['mac']},id=nic{index}"
+        slot = nic.get("pci_slot")
+        if isinstance(slot, int) and not isinstance(slot, bool) and not microvm:
+            device += f",addr={slot:#x}"  # where a hot-plugged NIC was: a restore must match
+        args += ["-device", device]
     iso = guest_dir / CONTEXT_ISO
     if spec["context"].get("iso"):
         path = str(iso).replace(",", ",,")

@@ -116,3 +116,11 @@ def kind(request: dict[str, Any]) -> str:
 def vm_id_of(deploy: str) -> int:
     """Return the VM id a deploy id names."""
     return int(deploy.removeprefix("one-"))
+
+
+def tap_name(guest: str, nic_id: int) -> str:
+    """Return the host-side name of a guest's NIC: ec<vm id>n<nic id>."""
+    name = f"ec{vm_id_of(guest)}n{nic_id}"
+    if len(name) > 15:
+        raise bad(f"{guest} NIC {nic_id}: its device name {name} is longer than 15 characters")
+    return name

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from edgecloud.node.protocol import DEPLOY_ID, bad, vm_id_of
+from edgecloud.node.protocol import DEPLOY_ID, bad
+from edgecloud.node.protocol import tap_name as tap_name  # re-exported: callers use model.tap_name
 
 IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 FRR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
@@ -218,14 +219,6 @@ class Nic:
         if self.ip is None or ":" in self.ip:
             return None
         return str(ipaddress.ip_network(f"{self.ip}/{self.prefix or 24}", strict=False))
-
-
-def tap_name(guest: str, nic_id: int) -> str:
-    """Return the host-side name of a guest's NIC: ec<vm id>n<nic id>."""
-    name = f"ec{vm_id_of(guest)}n{nic_id}"
-    if len(name) > 15:
-        raise bad(f"{guest} NIC {nic_id}: its device name {name} is longer than 15 characters")
-    return name
 
 
 def guest_id(value: Any) -> str:
