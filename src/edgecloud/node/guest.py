@@ -286,7 +286,7 @@ def wait_for_text(
         if time.monotonic() >= deadline or not alive():
             return False
         time.sleep(pause)
-        pause = min(pause * 1.5, 0.1)
+        pause = min(pause * 1.5, 0.02)
 
 
 def failure(what: str, *logs: Path) -> NodeError:
