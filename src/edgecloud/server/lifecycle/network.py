@@ -7,8 +7,10 @@ addresses of that group's NICs), and the host's underlay (address, cluster peers
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -164,8 +166,8 @@ def host_net(session: Session, host: Host) -> dict[str, Any]:
         .where(Host.cluster_id == host.cluster_id, Host.hypervisor != "fake")
         .order_by(Host.id)
     ).all()
-    addresses = [m.address or m.name for m in members]
-    mine = host.address or host.name
+    addresses = [a for a in (_ip(m.address or m.name) for m in members) if a]
+    mine = _ip(host.address or host.name)
     cluster_template = _cluster_template(session, host.cluster_id)
     rr = cluster_template.get("EVPN_ROUTE_REFLECTOR") or (addresses[0] if addresses else mine)
     return {
@@ -175,6 +177,20 @@ def host_net(session: Session, host: Host) -> dict[str, Any]:
         "route_reflector": rr,
         "frr_name": "ec-" + hashlib.sha256(f"{host.id}:{host.root}".encode()).hexdigest()[:8],
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip(address: str) -> str | None:
+    """Return the host's address as an IP (a name is looked up once; None if unknown)."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(address, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return None
+    return str(found[0][4][0]) if found else None
 
 
 def _cluster_template(session: Session, cluster_id: int) -> dict[str, Any]:
