@@ -8,7 +8,6 @@ and after both are terminated nothing of the network is left on either host.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from edgecloud.api.infra import Host
 from edgecloud.client import Client
-from tests.support.guests import attach, wait_for
+from tests.support.guests import attach, network_leftovers, wait_for
 from tests.support.nethosts import NetHost
 from tests.support.waiting import wait_vms
 
@@ -45,26 +44,6 @@ def _guest(admin: Client, template: str, host: Host, vnet_id: int, name: str) ->
 def _pings(net: NetHost, deploy_id: str, address: str) -> bool:
     done = attach(net, deploy_id, ["ping", "-c", "1", "-W", "1", address])
     return bool(done.returncode == 0)
-
-
-def _ours(net: NetHost) -> list[str]:
-    """Return the network devices, nft tables and FRR files of ours left on a host."""
-    links = json.loads(net.exec(["ip", "-j", "link"], check=True).stdout)
-    left = [
-        link["ifname"]
-        for link in links
-        if link["ifname"].startswith(("ecbr", "vxlan", "ec")) and link["ifname"] != "eth0"
-    ]
-    ruleset = json.loads(net.exec(["nft", "-j", "list", "ruleset"], check=True).stdout)
-    left += [
-        f"nft {item['table']['family']} {item['table']['name']}"
-        for item in ruleset["nftables"]
-        if "table" in item and item["table"]["name"] == "edgecloud"
-    ]
-    frr = net.root / "frr"
-    if frr.exists():
-        left += [str(p) for p in frr.iterdir()]
-    return left
 
 
 @pytest.mark.parametrize("driver", ["vxlan", "evpn"])
@@ -114,7 +93,7 @@ def test_vm_and_container_on_two_hosts_talk_through_a_vnet(
             admin.vms.action(obj.id, "terminate", hard=True)
         wait_vms(admin, [vm.id, ct.id], lambda s: s == "DONE", timeout=60)
     for net in two_hosts:
-        assert _ours(net) == [], net.name
+        assert network_leftovers(net) == [], net.name
     admin.vnets.delete(vnet.id)
     admin.secgroups.delete(guarded.id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -69,3 +70,23 @@ def attach(net: NetHost, deploy_id: str, argv: list[str]) -> Any:
     return net.exec(
         ["lxc-attach", "-n", deploy_id, "-P", str(net.root / "lxc"), "--", *argv], check=False
     )
+
+
+def network_leftovers(net: NetHost) -> list[str]:
+    """Return the network devices, nft tables and FRR files of ours left on a host."""
+    links = json.loads(net.exec(["ip", "-j", "link"], check=True).stdout)
+    left = [
+        link["ifname"]
+        for link in links
+        if link["ifname"].startswith(("ecbr", "vxlan", "ec")) and link["ifname"] != "eth0"
+    ]
+    ruleset = json.loads(net.exec(["nft", "-j", "list", "ruleset"], check=True).stdout)
+    left += [
+        f"nft {item['table']['family']} {item['table']['name']}"
+        for item in ruleset["nftables"]
+        if "table" in item and item["table"]["name"] == "edgecloud"
+    ]
+    frr = net.root / "frr"
+    if frr.exists():
+        left += [str(p) for p in frr.iterdir()]
+    return left

@@ -229,6 +229,29 @@ def test_vm_recover_sends_the_one_choice_given(api: FakeFrontEnd) -> None:
     assert run("vm", "recover", "9", "--retry", "--delete").exit_code == 2
 
 
+def test_vm_nic_attach_by_name_or_id_and_detach(api: FakeFrontEnd) -> None:
+    nic = {
+        "nic_id": 2,
+        "vnet_id": 4,
+        "lease_id": 7,
+        "mac": "02:00:c6:12:00:0b",
+        "ip": "198.18.0.11",
+        "ip6": None,
+        "security_groups": [0],
+    }
+    api.on("POST", "/vms/9/nics", accepted(vm_data(9, "web", nics=[nic])), 202)
+    result = run("vm", "nic-attach", "9", "--network", "private", "--ip", "198.18.0.11")
+    assert result.exit_code == 0, result.output
+    assert api.sent("POST", "/vms/9/nics") == {"network": "private", "ip": "198.18.0.11"}
+    assert "NIC 2 attached (198.18.0.11) (operation 12)" in result.stdout
+    assert run("vm", "nic-attach", "9", "--network", "4", "--secgroup", "5").exit_code == 0
+    assert api.sent("POST", "/vms/9/nics") == {"network_id": 4, "security_groups": [5]}
+    api.on("DELETE", "/vms/9/nics/2", accepted(vm_data(9, "web"), None), 202)
+    result = run("vm", "nic-detach", "9", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "vm 9: NIC 2 detached"
+
+
 def test_vm_rename_sends_an_update(api: FakeFrontEnd) -> None:
     api.on("PATCH", "/vms/9", vm_data(9, "db"))
     assert run("vm", "rename", "9", "db").exit_code == 0

@@ -19,6 +19,7 @@ from edgecloud.drivers.base import (
     HostRef,
     HostUnreachable,
     Hypervisor,
+    NicHotplug,
 )
 from edgecloud.drivers.fake import FakeHypervisor, read_deploy_counts
 
@@ -226,6 +227,29 @@ def test_fake_fail_restore(fake: FakeHypervisor) -> None:
     assert fake.poll(HOST, "fake-7").state == "saved"
     fake.restore(HOST, "fake-7")
     assert fake.poll(HOST, "fake-7").state == "running"
+
+
+def test_fake_nic_hotplug(fake: FakeHypervisor) -> None:
+    assert isinstance(fake, NicHotplug)
+    with pytest.raises(DriverError, match="not running"):
+        fake.attach_nic(HOST, "fake-8", {}, 0)
+    fake.deploy(HOST, spec(8))
+    fake.attach_nic(HOST, "fake-8", {}, 1)
+    fake.attach_nic(HOST, "fake-8", {}, 0)
+    fake.attach_nic(HOST, "fake-8", {}, 1)  # idempotent
+    assert fake.nics(HOST, 8) == [0, 1]
+    fake.detach_nic(HOST, "fake-8", 1)
+    fake.detach_nic(HOST, "fake-8", 5)  # a NIC it does not have: nothing to do
+    assert fake.nics(HOST, 8) == [0]
+
+
+def test_fake_fail_nic_attach(fake: FakeHypervisor) -> None:
+    fake.deploy(HOST, spec(9, FAKE_FAIL="nic_attach", FAKE_FAIL_TIMES="1"))
+    with pytest.raises(DriverError, match="failed as scripted"):
+        fake.attach_nic(HOST, "fake-9", {}, 0)
+    assert fake.nics(HOST, 9) == []
+    fake.attach_nic(HOST, "fake-9", {}, 0)
+    assert fake.nics(HOST, 9) == [0]
 
 
 def test_fake_bad_script_values_are_driver_errors(fake: FakeHypervisor) -> None:

@@ -141,6 +141,21 @@ def test_plan_for_each_valid_transition(
 
 
 @pytest.mark.parametrize(
+    ("action", "step"), [("attach_nic", "nic_attach"), ("detach_nic", "nic_detach")]
+)
+def test_nic_hotplug_plans(action: str, step: str) -> None:
+    plan = m.plan_for(action, m.RUNNING)
+    assert plan is not None
+    assert [(s.action, s.lcm, s.fail_to) for s in plan.steps] == [
+        (step, L["HOTPLUG_NIC"], m.RUNNING)
+    ]
+    assert plan.done == m.RUNNING and not plan.releases_host
+    for resting in (m.POWEROFF, m.PENDING, m.HOLD, m.UNDEPLOYED):
+        assert m.plan_for(action, resting) is None  # only recorded: the next deploy plugs it
+    assert m.UNDO["nic_attach"] == "nic_detach"
+
+
+@pytest.mark.parametrize(
     ("action", "state"),
     [("terminate", s) for s in (m.PENDING, m.HOLD, m.STOPPED, m.UNDEPLOYED)]
     + [("resume", m.STOPPED), ("resume", m.UNDEPLOYED)],

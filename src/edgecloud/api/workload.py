@@ -134,6 +134,18 @@ class VmAction(Body):
     recover: Literal["success", "failure", "retry", "delete", "recreate"] | None = None
 
 
+class NicAttach(Body):
+    """Attach a NIC: a vnet (by id or name), optionally the address and security groups."""
+
+    network_id: Id | None = Field(default=None, description="the vnet (or give `network`)")
+    network: Name | None = Field(default=None, description="the vnet's name")
+    ip: str | None = Field(default=None, min_length=1, max_length=64)
+    mac: str | None = Field(default=None, min_length=1, max_length=64)
+    security_groups: list[Id] = Field(
+        default_factory=list, max_length=64, description="on top of the vnet's own"
+    )
+
+
 class Nic(Wire):
     """A VM's NIC and its lease."""
 

@@ -1,5 +1,6 @@
 """`edgecloud vm`: create VMs, list and show them, and drive their lifecycle."""
 
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from edgecloud.cli.nouns import (
     read_template,
     updated,
 )
-from edgecloud.cli.output import mib, number, print_list, report, when
+from edgecloud.cli.output import fail, mib, number, print_list, report, when
 from edgecloud.cli.wait import normalise, wait_for
 from edgecloud.client.resources import Vms
 
@@ -215,6 +216,71 @@ def _secgroup(verb: str, attach: bool) -> None:
 
 _secgroup("attach", True)
 _secgroup("detach", False)
+
+
+NicTimeout = Annotated[float, typer.Option(help="Seconds --wait waits at most.")]
+NicWait = Annotated[
+    bool, typer.Option("--wait", help="Wait until a running VM's hotplug is done (or failed).")
+]
+
+
+def _nic_done(
+    ctx: typer.Context, accepted: VmActionAccepted, message: str, wait: bool, timeout: float
+) -> None:
+    """Report a NIC change; with --wait, once its hotplug operation has ended."""
+    state, vms = VM.of(ctx)
+    op = accepted.operation
+    if op is not None:
+        message += f" (operation {op.id})"
+        if wait:
+            deadline = time.monotonic() + timeout
+            while op.state in ("pending", "running"):
+                if time.monotonic() > deadline:
+                    fail(f"operation {op.id} is still {op.state} after {timeout:g}s", 1)
+                time.sleep(0.2)
+                op = state.client.operations.get(op.id)
+            if op.state != "done":
+                fail(f"vm {accepted.vm.id}: operation {op.id} {op.state}: {op.error}", 1)
+            accepted = VmActionAccepted(vm=vms.get(accepted.vm.id), operation=op)
+    report(state.output, accepted, message)
+
+
+@app.command("nic-attach")
+def nic_attach(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    network: Annotated[str, typer.Option("--network", help="The vnet: its name or id.")],
+    ip: Annotated[str | None, typer.Option(help="Lease this address.")] = None,
+    mac: Annotated[str | None, typer.Option(help="Lease this MAC address.")] = None,
+    secgroup: Annotated[
+        list[int] | None, typer.Option("--secgroup", help="Security group (repeatable).")
+    ] = None,
+    wait: NicWait = False,
+    timeout: NicTimeout = 120.0,
+) -> None:
+    """Attach a NIC to a VM: hot-plugged when it runs, else recorded for its next start."""
+    _, vms = VM.of(ctx)
+    vnet: dict[str, Any] = (
+        {"network_id": int(network)} if network.isdigit() else {"network": network}
+    )
+    accepted = vms.attach_nic(obj_id, ip=ip, mac=mac, security_groups=secgroup or None, **vnet)
+    nic = accepted.vm.nics[-1]
+    where = nic.ip or nic.mac
+    _nic_done(ctx, accepted, f"vm {obj_id}: NIC {nic.nic_id} attached ({where})", wait, timeout)
+
+
+@app.command("nic-detach")
+def nic_detach(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    nic_id: Annotated[int, typer.Argument(metavar="NIC_ID", min=0, help="The NIC.")],
+    wait: NicWait = False,
+    timeout: NicTimeout = 120.0,
+) -> None:
+    """Detach a NIC from a VM (unplugged when it runs) and give its address back."""
+    _, vms = VM.of(ctx)
+    accepted = vms.detach_nic(obj_id, nic_id)
+    _nic_done(ctx, accepted, f"vm {obj_id}: NIC {nic_id} detached", wait, timeout)
 
 
 @app.command("console-log")

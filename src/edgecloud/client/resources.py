@@ -236,6 +236,35 @@ class Vms(Owned[workload.Vm]):
         path = f"{self.path}/{obj_id}/nics/{nic_id}/security-groups/{group_id}"
         return self._one(self.client.request("DELETE", path))
 
+    def attach_nic(
+        self,
+        obj_id: int,
+        *,
+        network_id: int | None = None,
+        network: str | None = None,
+        ip: str | None = None,
+        mac: str | None = None,
+        security_groups: list[int] | None = None,
+    ) -> workload.VmActionAccepted:
+        """Attach a NIC on a vnet (by id or name); a running VM gets it hot-plugged by the
+        returned operation, any other just has it recorded."""
+        body = _clean(
+            {
+                "network_id": network_id,
+                "network": network,
+                "ip": ip,
+                "mac": mac,
+                "security_groups": security_groups,
+            }
+        )
+        data = self.client.request("POST", f"{self.path}/{obj_id}/nics", json=body)
+        return workload.VmActionAccepted.model_validate(data)
+
+    def detach_nic(self, obj_id: int, nic_id: int) -> workload.VmActionAccepted:
+        """Detach a NIC (unplugged from a running VM first); its lease is given back."""
+        data = self.client.request("DELETE", f"{self.path}/{obj_id}/nics/{nic_id}")
+        return workload.VmActionAccepted.model_validate(data)
+
     def console_log(self, obj_id: int, *, tail_bytes: int = 65536) -> str:
         """Return the tail of the guest's console output."""
         params = {"tail_bytes": tail_bytes}

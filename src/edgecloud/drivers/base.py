@@ -176,6 +176,21 @@ class NetworkFilters(Protocol):
 
 
 @runtime_checkable
+class NicHotplug(Protocol):
+    """An optional ability: plug a NIC into, or out of, a running guest."""
+
+    def attach_nic(
+        self, host: HostRef, deploy_id: str, network: Mapping[str, Any], nic_id: int
+    ) -> None:
+        """Plug NIC `nic_id` of `network` (the VM's NICs resolved, as GuestSpec.network)."""
+        ...
+
+    def detach_nic(self, host: HostRef, deploy_id: str, nic_id: int) -> None:
+        """Unplug NIC `nic_id` (a NIC the guest does not have: nothing to do)."""
+        ...
+
+
+@runtime_checkable
 class NodeSync(Protocol):
     """An optional ability: copy the node code to a host; return the version it runs."""
 

@@ -84,6 +84,13 @@ ROOT/lxc/<id> exists and "kvm" otherwise.
 - ``net_update_sg`` {deploy_id, nics} -> {} the guest's security group chains rewritten from
   the NICs' new "rules" (see edgecloud.node.net); "missing" when the guest has no networks
   on this host
+- ``nic_attach`` {deploy_id, nic, network} -> {"nic_id", "device"}: one NIC (the shape of
+  a spec's "nics" item) plugged into the running guest, ``network`` the host's underlay;
+  kvm: tap + QMP netdev_add/device_add; lxc: a veth moved into the container as eth<i>;
+  microvm: refused ("failed"). spec.json (and the LXC config) then list it. Idempotent.
+- ``nic_detach`` {deploy_id, nic_id} -> {"nic_id", "device"}: the NIC unplugged (kvm:
+  device_del, waiting until the guest released it), its tap/veth, filters and unused
+  devices removed; a NIC the guest does not have is a no-op (see hotplug.py)
 
 A guest status is {"deploy_id", "vm_id", "kind", "state": "running|paused|saved|stopped|
 missing", "privileged", "figures": {"cpu_seconds", "memory_mb"}} (plus "accel" for kvm and

@@ -139,6 +139,25 @@ def _net_update_sg(request: Request) -> dict[str, Any]:
     return {}
 
 
+def _hotplug() -> ModuleType:
+    return importlib.import_module("edgecloud.node.hotplug")
+
+
+def _nic_attach(request: Request) -> dict[str, Any]:
+    """Plug a NIC into a running guest (edgecloud.node.hotplug)."""
+    network = request.get("network") or {}
+    if not isinstance(network, dict):
+        raise bad("'network' must be an object")
+    nic = obj(request, "nic")
+    return _hotplug().attach(root(request), deploy_id(request), nic, network)  # type: ignore[no-any-return]
+
+
+def _nic_detach(request: Request) -> dict[str, Any]:
+    """Unplug a NIC from a running guest (edgecloud.node.hotplug)."""
+    nic_id = integer(request, "nic_id")
+    return _hotplug().detach(root(request), deploy_id(request), nic_id)  # type: ignore[no-any-return]
+
+
 ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "version": lambda request: {"version": version()},
     "probe": lambda request: importlib.import_module("edgecloud.node.probe").probe(
@@ -154,11 +173,22 @@ ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "poll_all": _poll_all,
     "console_log": _console_log,
     "net_update_sg": _net_update_sg,
+    "nic_attach": _nic_attach,
+    "nic_detach": _nic_detach,
 }
 
 
 # One at a time per guest: a deploy retried while the first still boots waits for it.
-CHANGES_A_GUEST = {"deploy", "shutdown", "reboot", "save", "restore", "cleanup"}
+CHANGES_A_GUEST = {
+    "deploy",
+    "shutdown",
+    "reboot",
+    "save",
+    "restore",
+    "cleanup",
+    "nic_attach",
+    "nic_detach",
+}
 
 
 def handle(action: str, raw: str) -> dict[str, Any]:

@@ -172,6 +172,14 @@ def _state(guest: GuestDir) -> str:
     return _info(guest).get("State", "STOPPED")
 
 
+def init_pid(guest: GuestDir) -> int | None:
+    """Return the PID of a running container's init (None when it does not run)."""
+    info = _info(guest)
+    if info.get("State") != "RUNNING":
+        return None
+    return int(info.get("PID", "0") or 0) or None
+
+
 def _check_traversable(path: Path) -> None:
     """Fail unless the mapped root can reach `path` (LXC needs x on every parent)."""
     for parent in path.parents:
@@ -205,7 +213,13 @@ def _prepare(guest: GuestDir, spec: dict[str, Any]) -> None:
         for path in (guest.root, guest.lxc_path, guest.container):
             path.chmod(path.stat().st_mode | 0o001)
         _check_traversable(rootfs)
-    config = render_config(spec, guest, start, cgroup_versions())
+    write_config(guest, spec)
+
+
+def write_config(guest: GuestDir, spec: dict[str, Any]) -> None:
+    """Write the container's LXC config from its spec (also after a NIC hotplug)."""
+    idmap = None if spec["privileged"] else spec["uid_shift"]
+    config = render_config(spec, guest, idmap, cgroup_versions())
     (guest.container / "config").write_text(config)
 
 

@@ -13,8 +13,10 @@ What each FAKE_* attribute does is described in ``script.py``.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from edgecloud.drivers.base import DriverError, GuestSpec, GuestStatus, HostFacts, HostRef
 from edgecloud.drivers.fake.script import GuestScript, check_host_up, host_capacity
@@ -205,6 +207,33 @@ class FakeHypervisor:
         now = time.time()
         present = sorted((g for g in records if g.present(now)), key=lambda g: g.vm_id)
         return [_status(g, now) for g in present]
+
+    def attach_nic(
+        self, host: HostRef, deploy_id: str, network: Mapping[str, Any], nic_id: int
+    ) -> None:
+        """Record NIC `nic_id` as plugged into the running guest."""
+        self._nic(host, deploy_id, "nic_attach", nic_id)
+
+    def detach_nic(self, host: HostRef, deploy_id: str, nic_id: int) -> None:
+        """Record NIC `nic_id` as unplugged (one the guest does not have: nothing to do)."""
+        self._nic(host, deploy_id, "nic_detach", nic_id)
+
+    def nics(self, host: HostRef | str, vm_id: int) -> list[int]:
+        """Return the NIC ids hot-plugged into the VM's guest on the host."""
+        guest = self._record(host, vm_id)
+        return [] if guest is None else list(guest.nics)
+
+    def _nic(self, host: HostRef, deploy_id: str, action: str, nic_id: int) -> None:
+        check_host_up(host)
+        vm_id = vm_id_of(deploy_id)
+        with self._store.open(host.name) as guests:
+            guest = None if vm_id is None else guests.get(vm_id)
+            if guest is None or _current_state(guest, time.time()) != RUNNING:
+                raise DriverError(f"cannot {action} on guest {deploy_id}: it is not running")
+            _fail_if_scripted(guests, guest, action)
+            others = [n for n in guest.nics if n != nic_id]
+            guest.nics = sorted([*others, nic_id]) if action == "nic_attach" else others
+            guests.put(guest)
 
     def deploy_count(self, host: HostRef | str, vm_id: int) -> int:
         """Return how many times a guest of VM `vm_id` was started on the host."""

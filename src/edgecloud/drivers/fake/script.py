@@ -5,8 +5,9 @@ A VM template steers its guest (Nomad's mock driver is steered by the job the sa
 - ``FAKE_DEPLOY_DELAY`` seconds deploy takes; ``FAKE_ACTION_DELAY`` seconds every other
   action on the guest takes;
 - ``FAKE_FAIL`` a comma list of actions that raise ``DriverError`` (deploy, shutdown,
-  reboot, save, restore, cleanup); ``FAKE_FAIL_TIMES=N`` fails only the first N calls of
-  each of those actions for this VM on this host, then lets them succeed;
+  reboot, save, restore, cleanup, nic_attach, nic_detach); ``FAKE_FAIL_TIMES=N`` fails
+  only the first N calls of each of those actions for this VM on this host, then lets
+  them succeed;
 - ``FAKE_VANISH_AFTER`` seconds after deploy at which the guest disappears, as if it
   had crashed.
 
@@ -23,7 +24,9 @@ from typing import Any
 
 from edgecloud.drivers.base import DriverError, HostRef, HostUnreachable
 
-FAILABLE_ACTIONS = frozenset({"deploy", "shutdown", "reboot", "save", "restore", "cleanup"})
+FAILABLE_ACTIONS = frozenset(
+    {"deploy", "shutdown", "reboot", "save", "restore", "cleanup", "nic_attach", "nic_detach"}
+)
 DEFAULT_HOST_CPU = 8.0
 DEFAULT_HOST_MEMORY_MB = 16384
 

@@ -47,6 +47,7 @@ class FakeGuest:
     failures: dict[str, int] = field(default_factory=dict)  # failed calls per action
     deploys: int = 0
     reboots: int = 0
+    nics: list[int] = field(default_factory=list)  # NIC ids hot-plugged into it
 
     def present(self, now: float) -> bool:
         """Tell whether the host still has this guest (running and not vanished, or saved)."""

@@ -217,6 +217,27 @@ class NodeHypervisor:
         request = {"deploy_id": deploy_id, "nics": list(network.get("nics", ()))}
         self._call(host, "net_update_sg", request, timeout=ACTION_TIMEOUT)
 
+    # -- NicHotplug -------------------------------------------------------------------
+
+    def attach_nic(
+        self, host: HostRef, deploy_id: str, network: Mapping[str, Any], nic_id: int
+    ) -> None:
+        """Plug one of the VM's NICs into the running guest (kvm, lxc; not microvm)."""
+        found = [n for n in network.get("nics", ()) if int(n.get("nic_id", -1)) == nic_id]
+        if not found:
+            raise DriverError(f"VM {deploy_id} has no NIC {nic_id} to attach")
+        request = {
+            "deploy_id": deploy_id,
+            "nic": found[0],
+            "network": dict(network.get("host", {})),
+        }
+        self._call(host, "nic_attach", request, timeout=ACTION_TIMEOUT)
+
+    def detach_nic(self, host: HostRef, deploy_id: str, nic_id: int) -> None:
+        """Unplug a NIC from the running guest."""
+        request = {"deploy_id": deploy_id, "nic_id": nic_id}
+        self._call(host, "nic_detach", request, timeout=ACTION_TIMEOUT)
+
     # -- ConsoleLog -------------------------------------------------------------------
 
     def console_log(self, host: HostRef, deploy_id: str, *, tail_bytes: int) -> str:

@@ -80,6 +80,8 @@ Entry points (host.py; the hypervisor code calls them around a guest's life)::
     update_sg(root, nics, guest)         the rules again (node action ``net_update_sg``)
     clean(root, nics, host_net, guest)   the guest's routes, chains, leftover taps; then what
                                          no guest under ROOT needs any more
+    forget(root, nic_ids, guest)         the same for some NICs of a running guest (NIC
+                                         hot-detach: node.hotplug); its other NICs stay
 
 State under ROOT: ``net/registry.json`` + ``net/lock`` (registry.py: which guest uses what,
 which devices this code created — only those are ever deleted), ``frr/<frr_name>/`` (FRR's

@@ -9,6 +9,7 @@
     clean(root, nics, host_net, guest) the guest's routes, chains and leftover taps; then
                                        every device, sysctl, address and FRR that no guest
                                        under ROOT needs any more
+    forget(root, nic_ids, guest)       the same for some NICs of a guest (hot-detached)
 
 All are idempotent and hold ROOT/net/lock while they change anything. A failed pre
 removes the devices it created before raising. Only what the registry (registry.py)
@@ -308,24 +309,51 @@ def clean(root: Path, nics: list[dict[str, Any]], host_net: dict[str, Any], gues
     guest = model.guest_id(guest)
     with locked(root) as registry:
         record = registry.guests.pop(guest, None)
-        gone = model.nics(record["nics"] if record else nics, guest)
-        links = cmd.links()
-        for n in gone:
-            route = plan.public_route(n, "del")
-            if route is not None and n.vnet.bridge in links:
-                cmd.run(route, check=False)
-        uplinks = _uplinks(registry)
-        _apply_rules(registry, uplinks)
-        _addresses(registry)
-        _sysctls(registry, uplinks)
-        # The guest's own taps/veths, if its hypervisor left them behind.
-        leftovers = [n.tap for n in gone if cmd.kind_of(links.get(n.tap, {})) in ("tun", "veth")]
-        _delete_links(leftovers)
-        remaining = _guest_nics(registry)
-        needed = _needed_devices(remaining)
-        unused = [name for name in reversed(registry.created) if name not in needed]
-        _delete_links(name for name in unused if name in links)
-        registry.created = [name for name in registry.created if name not in unused]
-        if registry.frr and not any(n.vnet.driver == "evpn" for n in remaining):
-            frr.stop(root, registry.frr)
-            registry.frr = None
+        _release(root, registry, model.nics(record["nics"] if record else nics, guest))
+
+
+def forget(root: Path, nic_ids: Iterable[int], guest: str) -> None:
+    """Drop some NICs of a guest (hot-detached): as clean does for those NICs alone.
+
+    The guest's other NICs keep their filters; a guest left with no NIC leaves the
+    registry. NICs the registry does not hold are no-ops.
+    """
+    guest = model.guest_id(guest)
+    ids = set(nic_ids)
+    with locked(root) as registry:
+        record = registry.guests.get(guest)
+        if record is None:
+            return
+        gone = [raw for raw in record["nics"] if int(raw.get("nic_id", 0)) in ids]
+        if not gone:
+            return
+        kept = [raw for raw in record["nics"] if raw not in gone]
+        if kept:
+            registry.guests[guest] = {**record, "nics": kept}
+        else:
+            del registry.guests[guest]
+        _release(root, registry, model.nics(gone, guest))
+
+
+def _release(root: Path, registry: Registry, gone: list[Nic]) -> None:
+    """Remove what these NICs (no longer in the registry) had, then what nothing needs."""
+    links = cmd.links()
+    for n in gone:
+        route = plan.public_route(n, "del")
+        if route is not None and n.vnet.bridge in links:
+            cmd.run(route, check=False)
+    uplinks = _uplinks(registry)
+    _apply_rules(registry, uplinks)
+    _addresses(registry)
+    _sysctls(registry, uplinks)
+    # The NICs' own taps/veths, if their hypervisor left them behind.
+    leftovers = [n.tap for n in gone if cmd.kind_of(links.get(n.tap, {})) in ("tun", "veth")]
+    _delete_links(leftovers)
+    remaining = _guest_nics(registry)
+    needed = _needed_devices(remaining)
+    unused = [name for name in reversed(registry.created) if name not in needed]
+    _delete_links(name for name in unused if name in links)
+    registry.created = [name for name in registry.created if name not in unused]
+    if registry.frr and not any(n.vnet.driver == "evpn" for n in remaining):
+        frr.stop(root, registry.frr)
+        registry.frr = None

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -30,7 +30,7 @@ from edgecloud.server.lifecycle.drivers import Drivers, host_ref
 from edgecloud.server.lifecycle.machine import UNDO, Plan, Step
 from edgecloud.server.lifecycle.network import network_of
 from edgecloud.server.lifecycle.steps import StepRunner
-from edgecloud.server.services.vm_lifecycle import finish_plan, history
+from edgecloud.server.services.vm_lifecycle import drop_nic, finish_plan, history
 
 log = logging.getLogger("edgecloud.lifecycle")
 STEP_ERRORS = (DriverError, HostUnreachable, LookupError, TimeoutError, OSError)
@@ -48,6 +48,7 @@ class Job:
     host_kind: str
     target: HostRef | None
     hard: bool
+    params: dict[str, Any] = field(default_factory=dict)  # the operation's, e.g. nic_id
 
 
 def _network(session: Session, vm: Vm, host: Host | None) -> dict[str, Any]:
@@ -254,6 +255,7 @@ class Engine:
                 host_kind=host.hypervisor if host else "",
                 target=host_ref(target) if target else None,
                 hard=bool(op.params.get("hard", False)),
+                params=dict(op.params),
             )
         return job, list(steps)
 
@@ -310,6 +312,8 @@ class Engine:
             if job.plan.moves_host:
                 capacity.release(session, op.params.get("host_id"), vm)
             vm.state, vm.lcm_state = step.fail_to
+            if step.action == "nic_attach":
+                drop_nic(session, vm, op.params.get("nic_id"))  # not plugged: not kept
             vm.error = message + "".join(f"; undo {e}" for e in undo_errors)
             vm.updated_at = now()
             op.state, op.error, op.claimed_by = "failed", vm.error, ""

@@ -37,7 +37,7 @@ def active(lcm: str) -> State:
 FAILURES: frozenset[State] = frozenset(active(n) for n in L if n.endswith("_FAILURE"))
 
 # Steps that leave something on a host, and the step that removes it again.
-UNDO = {"deploy": "cleanup", "restore_target": "cleanup_target"}
+UNDO = {"deploy": "cleanup", "restore_target": "cleanup_target", "nic_attach": "nic_detach"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,10 @@ def plan_for(
         return _terminate(current)
     if action == "migrate":
         return _migrate(current, live=live)
-    return None
+    if action in ("attach_nic", "detach_nic") and current == RUNNING:
+        step = "nic_attach" if action == "attach_nic" else "nic_detach"
+        return Plan((Step(step, L["HOTPLUG_NIC"], RUNNING),), RUNNING)
+    return None  # a NIC of a VM that does not run is only recorded
 
 
 def _resume(current: State) -> Plan | None:

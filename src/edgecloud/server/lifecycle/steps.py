@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgecloud.drivers.base import DriverError, HostRef, Hypervisor, LiveMigration
+from edgecloud.drivers.base import DriverError, HostRef, Hypervisor, LiveMigration, NicHotplug
 
 if TYPE_CHECKING:
     from edgecloud.server.lifecycle.drivers import Drivers
@@ -60,6 +60,8 @@ class StepRunner:
             hv.cleanup(self._host(), deploy_id)
         elif action == "cleanup_target":
             hv.cleanup(self._target(), deploy_id)
+        elif action in ("nic_attach", "nic_detach"):
+            self._nic(hv, action)
         elif action == "migrate_live":
             if not isinstance(hv, LiveMigration):
                 raise DriverError(f"the {self.job.host_kind} driver cannot migrate live")
@@ -67,9 +69,24 @@ class StepRunner:
         else:
             raise DriverError(f"unknown step {action}")
 
+    def _nic(self, hv: Hypervisor, action: str) -> None:
+        if not isinstance(hv, NicHotplug):
+            raise DriverError(f"the {self.job.host_kind} driver cannot hot-plug NICs")
+        nic_id = self.job.params.get("nic_id")
+        if not isinstance(nic_id, int):
+            raise DriverError("the operation names no NIC")
+        deploy_id = self.job.spec.deploy_id
+        if action == "nic_detach":
+            hv.detach_nic(self._host(), deploy_id, nic_id)
+            return
+        nics = self.job.spec.template.get("NIC", []) or []
+        if not any(str(n.get("NIC_ID")) == str(nic_id) for n in nics):
+            raise DriverError(f"VM {self.job.vm_id} has no NIC {nic_id} any more")
+        hv.attach_nic(self._host(), deploy_id, self.job.spec.network, nic_id)
+
     def happened(self, action: str) -> bool:
         """Ask the host whether a step that was running when a front-end died took effect."""
-        if action in STORAGE_STEPS or action == "reboot":
+        if action in STORAGE_STEPS or action in ("reboot", "nic_attach", "nic_detach"):
             return False  # cheap and harmless to repeat
         where = (
             self._target()

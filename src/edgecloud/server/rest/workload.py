@@ -6,11 +6,13 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.orm import Session
 
 from edgecloud.api import workload as wire
 from edgecloud.api.common import Page
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.auth.permissions import parse_perms
+from edgecloud.server.db.models import Operation, Vm
 from edgecloud.server.lifecycle import netsync
 from edgecloud.server.rest.crud import ERRORS, IdPath, crud_router
 from edgecloud.server.rest.deps import (
@@ -21,7 +23,7 @@ from edgecloud.server.rest.deps import (
     PrincipalDep,
     Seconds,
 )
-from edgecloud.server.services import guests, monitoring, nic_groups, operations
+from edgecloud.server.services import guests, monitoring, nic_groups, operations, vm_nics
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
 from edgecloud.server.services.vms import SHORT_FIELDS, Vms
@@ -48,6 +50,32 @@ def vm_filters(
         "cluster_id": cluster_id,
         "include_done": include_done,
     }
+
+
+def _answer(session: Session, row: Vm, op: Operation | None) -> wire.VmActionAccepted:
+    session.flush()
+    return wire.VmActionAccepted(
+        vm=vms.to_wire(session, row),
+        operation=None if op is None else operations.to_wire(session, op),
+    )
+
+
+def _accepted(frontend: FrontEnd, out: wire.VmActionAccepted) -> wire.VmActionAccepted:
+    """Wake the engine for the queued operation and tell watchers the VM changed."""
+    frontend.wake()
+    vm = out.vm
+    frontend.events.publish(
+        "vm",
+        vm.id,
+        vm.owner_id,
+        vm.group_id,
+        state=vm.state,
+        lcm_state=vm.lcm_state,
+        host_id=vm.host_id,
+        error=vm.error,
+        perms=parse_perms(vm.permissions),
+    )
+    return out
 
 
 def routers() -> list[APIRouter]:
@@ -127,20 +155,38 @@ def routers() -> list[APIRouter]:
     ) -> wire.VmActionAccepted:
         with frontend.store.write() as session:
             out = vms.act(session, principal, obj_id, body)
-        frontend.wake()
-        vm = out.vm
-        frontend.events.publish(
-            "vm",
-            vm.id,
-            vm.owner_id,
-            vm.group_id,
-            state=vm.state,
-            lcm_state=vm.lcm_state,
-            host_id=vm.host_id,
-            error=vm.error,
-            perms=parse_perms(vm.permissions),
-        )
-        return out
+        return _accepted(frontend, out)
+
+    @vm_router.post(
+        "/{obj_id}/nics",
+        response_model=wire.VmActionAccepted,
+        status_code=202,
+        summary="Attach a NIC (hot-plugged into a running VM)",
+    )
+    def nic_attach(
+        frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.NicAttach
+    ) -> wire.VmActionAccepted:
+        with frontend.store.write() as session:
+            row, op = vm_nics.attach(session, principal, obj_id, body)
+            out = _answer(session, row, op)
+        return _accepted(frontend, out)
+
+    @vm_router.delete(
+        "/{obj_id}/nics/{nic_id}",
+        response_model=wire.VmActionAccepted,
+        status_code=202,
+        summary="Detach a NIC (unplugged from a running VM) and give its lease back",
+    )
+    def nic_detach(
+        frontend: FrontEndDep,
+        principal: PrincipalDep,
+        obj_id: IdPath,
+        nic_id: Annotated[int, Path(ge=0, le=255)],
+    ) -> wire.VmActionAccepted:
+        with frontend.store.write() as session:
+            row, op = vm_nics.detach(session, principal, obj_id, nic_id)
+            out = _answer(session, row, op)
+        return _accepted(frontend, out)
 
     @vm_router.get(
         "/{obj_id}/monitoring", response_model=list[wire.Sample], summary="Monitoring samples"

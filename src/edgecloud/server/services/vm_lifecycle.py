@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from edgecloud.api import workload as wire
 from edgecloud.api.states import VM_STATE, state_label
 from edgecloud.server.auth.access import Principal
-from edgecloud.server.db.models import Host, Image, Operation, Vm, VmHistory, now
+from edgecloud.server.db.models import Host, Image, Lease, Operation, Vm, VmHistory, now
 from edgecloud.server.errors import Conflict, Forbidden, InvalidInput
 from edgecloud.server.lifecycle import capacity, machine
 from edgecloud.server.lifecycle.machine import Plan, State
@@ -186,8 +186,24 @@ def finish_plan(session: Session, row: Vm, plan: Plan, params: dict[str, object]
     if plan.releases_host:
         capacity.release(session, row.host_id, row)
         row.host_id = None
+    if any(step.action == "nic_detach" for step in plan.steps):
+        drop_nic(session, row, params.get("nic_id"))  # unplugged: its address goes back
     row.state, row.lcm_state = plan.done
     row.updated_at = now()
+
+
+def drop_nic(session: Session, row: Vm, nic_id: object) -> None:
+    """Take a NIC out of the VM's template and give its lease back."""
+    nics = [dict(n) for n in row.template.get("NIC", []) or []]
+    gone = [n for n in nics if str(n.get("NIC_ID")) == str(nic_id)]
+    if not gone:
+        return
+    row.template = {**row.template, "NIC": [n for n in nics if n not in gone]}
+    for nic in gone:
+        lease = session.get(Lease, int(nic["LEASE_ID"])) if "LEASE_ID" in nic else None
+        if lease is not None and lease.vm_id == row.id:
+            session.delete(lease)
+    session.flush()
 
 
 def requeue(session: Session, row: Vm, user_id: int | None, action: str, why: str = "") -> None:

@@ -261,11 +261,8 @@ def _lease_nics(session: Session, principal: Principal, row: Vm) -> None:
     reachable: set[int] | None = None  # clusters that have every vnet seen so far
     for index, nic in enumerate(nics):
         field = f"template.NIC[{index}]"
-        if "NETWORK_ID" in nic:
-            vnet = load(session, principal, Vnet, "NET", int(nic["NETWORK_ID"]), right="USE")
-        else:
-            vnet = _by_name(session, principal, Vnet, "NET", nic["NETWORK"], f"{field}.NETWORK")
-        clusters = _vnet_clusters(session, vnet.id)
+        vnet = nic_vnet(session, principal, nic, f"{field}.NETWORK")
+        clusters = vnet_clusters(session, vnet.id)
         if reachable is not None and not (reachable & clusters):
             raise InvalidInput(
                 f"{field}.NETWORK",
@@ -273,35 +270,53 @@ def _lease_nics(session: Session, principal: Principal, row: Vm) -> None:
                 f"in {sorted(reachable)}: no cluster has all of its networks",
             )
         reachable = clusters if reachable is None else reachable & clusters
-        request = net_wire.LeaseRequest(ip=nic.get("IP"), mac=nic.get("MAC"))
-        lease = ipam.allocate(
-            session,
-            vnet_id=vnet.id,
-            owner_id=row.owner_id,
-            group_id=row.group_id,
-            request=request,
-            vm_id=row.id,
-        )
-        groups = list(vnet.security_groups)
-        groups += [int(g) for g in nic.get("SECURITY_GROUPS", "").split(",") if g]
-        nic.update(
-            NIC_ID=str(index),
-            NETWORK_ID=str(vnet.id),
-            NETWORK=vnet.name,
-            BRIDGE=vnet.bridge,
-            VN_MAD=vnet.driver,
-            AR_ID=str(lease.ar_id),
-            LEASE_ID=str(lease.id),
-            MAC=lease.mac,
-            SECURITY_GROUPS=",".join(str(g) for g in dict.fromkeys(groups)),
-        )
-        for key, value in (("IP", lease.ip), ("IP6", lease.ip6), ("IP6_GLOBAL", lease.ip6_global)):
-            if value:
-                nic[key] = value
+        lease_nic(session, row, vnet, nic, index)
     row.template = {**row.template, "NIC": nics}
 
 
-def _vnet_clusters(session: Session, vnet_id: int) -> set[int]:
+def nic_vnet(session: Session, principal: Principal, nic: dict[str, Any], field: str) -> Vnet:
+    """Return the vnet a NIC names (NETWORK_ID, else NETWORK: `field`), usable by the caller."""
+    if "NETWORK_ID" in nic:
+        found: Vnet = load(session, principal, Vnet, "NET", int(nic["NETWORK_ID"]), right="USE")
+        return found
+    named: Vnet = _by_name(session, principal, Vnet, "NET", nic["NETWORK"], field)
+    return named
+
+
+def lease_nic(
+    session: Session, row: Vm, vnet: Vnet, nic: dict[str, Any], nic_id: int
+) -> dict[str, Any]:
+    """Lease an address of `vnet` for the VM's NIC `nic` (its IP or MAC if it asks for one)
+    and fill in the NIC's attributes (NIC_ID, lease, MAC, addresses, security groups)."""
+    request = net_wire.LeaseRequest(ip=nic.get("IP"), mac=nic.get("MAC"))
+    lease = ipam.allocate(
+        session,
+        vnet_id=vnet.id,
+        owner_id=row.owner_id,
+        group_id=row.group_id,
+        request=request,
+        vm_id=row.id,
+    )
+    groups = list(vnet.security_groups)
+    groups += [int(g) for g in nic.get("SECURITY_GROUPS", "").split(",") if g]
+    nic.update(
+        NIC_ID=str(nic_id),
+        NETWORK_ID=str(vnet.id),
+        NETWORK=vnet.name,
+        BRIDGE=vnet.bridge,
+        VN_MAD=vnet.driver,
+        AR_ID=str(lease.ar_id),
+        LEASE_ID=str(lease.id),
+        MAC=lease.mac,
+        SECURITY_GROUPS=",".join(str(g) for g in dict.fromkeys(groups)),
+    )
+    for key, value in (("IP", lease.ip), ("IP6", lease.ip6), ("IP6_GLOBAL", lease.ip6_global)):
+        if value:
+            nic[key] = value
+    return nic
+
+
+def vnet_clusters(session: Session, vnet_id: int) -> set[int]:
     return set(
         session.scalars(select(ClusterVnet.cluster_id).where(ClusterVnet.vnet_id == vnet_id))
     )
