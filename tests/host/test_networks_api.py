@@ -21,6 +21,12 @@ from tests.support.waiting import wait_vms
 
 BOOT = 120.0
 START = "echo CTX-START host=$(hostname)"
+# The VM's side of "ping each other": its start script keeps pinging the container (in the
+# background, so the boot goes on) and says on the console when it got an answer.
+VM_PINGS = (
+    "(i=0; while [ $i -lt 300 ]; do ping -c 1 -W 1 {peer} >/dev/null 2>&1 && "
+    "echo VM-PINGED-PEER > /dev/console && break; i=$((i+1)); sleep 1; done) &"
+)
 
 
 def _template_id(admin: Client, name: str) -> int:
@@ -28,8 +34,11 @@ def _template_id(admin: Client, name: str) -> int:
     return found.id
 
 
-def _guest(admin: Client, template: str, host: Host, vnet_id: int, name: str) -> Any:
-    context = {"NETWORK": "YES", "SET_HOSTNAME": "$NAME", "START_SCRIPT": START}
+def _guest(
+    admin: Client, template: str, host: Host, vnet_id: int, name: str, extra: str = ""
+) -> Any:
+    start = START + ("\n" + extra if extra else "")
+    context = {"NETWORK": "YES", "SET_HOSTNAME": "$NAME", "START_SCRIPT": start}
     return admin.vms.create(
         name=name,
         template_id=_template_id(admin, template),
@@ -61,7 +70,8 @@ def test_vm_and_container_on_two_hosts_talk_through_a_vnet(
         address_ranges=[{"type": "IP4", "ip": f"198.18.{octet}.10", "size": 20}],
         template={"NETWORK_ADDRESS": f"198.18.{octet}.0", "NETWORK_MASK": "255.255.255.0"},
     )
-    vm = _guest(admin, "tiny-vm", hosts[0], vnet.id, f"vm-{driver}")
+    peer = f"198.18.{octet}.11"  # the container's address: the second lease
+    vm = _guest(admin, "tiny-vm", hosts[0], vnet.id, f"vm-{driver}", VM_PINGS.format(peer=peer))
     ct = _guest(admin, "tiny-container", hosts[1], vnet.id, f"ct-{driver}")
     try:
         wait_vms(admin, [vm.id, ct.id], lambda s: s == "ACTIVE/RUNNING", timeout=BOOT)
@@ -83,10 +93,17 @@ def test_vm_and_container_on_two_hosts_talk_through_a_vnet(
         # The VM's group lets only SSH in: no ping. An ICMP rule lets it through, live.
         time.sleep(1)
         assert not _pings(two_hosts[1], ct_deploy, vm_ip)
+        assert "VM-PINGED-PEER" not in admin.vms.console_log(vm.id)
         admin.secgroups.update(
             guarded.id, rules=[{"protocol": "TCP", "range": "22"}, {"protocol": "ICMP"}]
         )
         wait_for("ping allowed", lambda: _pings(two_hosts[1], ct_deploy, vm_ip), 30)
+        # ... both ways: the container's group is the same, so the VM's pings get in now.
+        wait_for(
+            "the VM's ping answered",
+            lambda: "VM-PINGED-PEER" in admin.vms.console_log(vm.id),
+            30,
+        )
         assert admin.vms.get(vm.id).lcm_state_name == "RUNNING"  # not restarted
     finally:
         for obj in (vm, ct):
