@@ -9,9 +9,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from edgecloud.node import attach
 from edgecloud.node.protocol import (
@@ -30,9 +29,11 @@ DEFAULT_BOOT_TIMEOUT = 60.0
 DISK_FORMATS = ("qcow2", "raw")
 
 
-@dataclass(frozen=True)
-class GuestDir:
-    """Paths of one guest: ROOT/guests/<deploy_id>/ and ROOT/lxc/<deploy_id>/."""
+class GuestDir(NamedTuple):
+    """Paths of one guest: ROOT/guests/<deploy_id>/ and ROOT/lxc/<deploy_id>/.
+
+    (A NamedTuple, not a dataclass: importing dataclasses costs every node action ~6 ms.)
+    """
 
     root: Path
     deploy_id: str

@@ -234,23 +234,28 @@ def _start(guest: GuestDir, spec: dict[str, Any]) -> int:
     )
     if code != 0:
         raise failure(f"lxc-start failed: {out}", guest.log, guest.console)
-    while True:
-        info = _info(guest)
-        running = info.get("State") == "RUNNING"
-        if running and (app or _lxc("attach", guest, "--", "/bin/true")[0] == 0):
-            break
+    # lxc-start -d returns once the container runs: read its init's PID, wait for the
+    # ready marker (a file read every few ms), then prove it with one exec inside.
+    info = _info(guest)
+    while info.get("State") != "RUNNING":
         if info.get("State") in (None, "STOPPED") or time.monotonic() >= deadline:
             _lxc("stop", guest, "-k")
             raise failure("the container did not start", guest.console, guest.log)
         time.sleep(0.01)
+        info = _info(guest)
+    init = int(info.get("PID", "0") or 0)
     marker = spec.get("ready_marker")
     if marker:
-        init = int(info.get("PID", "0") or 0)
         alive = lambda: init > 0 and os.path.exists(f"/proc/{init}")  # noqa: E731
         if not wait_for_text(guest.console, marker, offset, deadline, alive):
             _lxc("stop", guest, "-k")
             raise failure(f"no {marker!r} on the console in time", guest.console, guest.log)
-    return int(info.get("PID", "0") or 0)
+    while not app and _lxc("attach", guest, "--", "/bin/true")[0] != 0:
+        if _state(guest) != "RUNNING" or time.monotonic() >= deadline:
+            _lxc("stop", guest, "-k")
+            raise failure("the container did not start", guest.console, guest.log)
+        time.sleep(0.01)
+    return init
 
 
 def _deployed(guest: GuestDir, pid: int, privileged: bool) -> dict[str, Any]:
