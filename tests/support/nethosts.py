@@ -77,7 +77,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
     """Whether `pid` is a live process (a zombie is not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -104,7 +104,7 @@ def _kill_and_wait(pids: Sequence[int], timeout: float = 5.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout
-    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
@@ -124,17 +124,17 @@ def sweep_stale() -> list[str]:
     for line in _ip("netns", "list").stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         match = _NS_RE.match(name)
-        if match and not _running(int(match.group(1))):
+        if match and not running(int(match.group(1))):
             _delete_netns(name)
             swept.append(name)
     for link in json.loads(_ip("-j", "link", "show").stdout or "[]"):
         match = _LINK_RE.match(link.get("ifname", ""))
-        if match and not _running(int(match.group(1))):
+        if match and not running(int(match.group(1))):
             _ip("link", "del", link["ifname"], check=False)
             swept.append(link["ifname"])
     for directory in Path(tempfile.gettempdir()).glob("ech*-*-*"):
         match = _DIR_RE.match(directory.name)
-        if match and directory.is_dir() and not _running(int(match.group(1))):
+        if match and directory.is_dir() and not running(int(match.group(1))):
             shutil.rmtree(directory, ignore_errors=True)
             swept.append(str(directory))
     return swept

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecloud.node import proc
-from tests.support.nethosts import NetHost
+from tests.support.nethosts import NetHost, running
 
 HOST_PYTHON = "/usr/bin/python3"
 RUN_FRR = Path("/var/run/frr")
@@ -49,21 +49,13 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 
 
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def sweep_guests() -> None:
     """Delete guest namespaces left by test processes that are gone."""
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     for line in listed.splitlines():
         name = line.split()[0] if line.split() else ""
         match = _GUEST_NS.match(name)
-        if match and not _running(int(match.group(1))):
+        if match and not running(int(match.group(1))):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 

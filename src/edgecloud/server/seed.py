@@ -118,10 +118,9 @@ def register_tiny(session: Session, tiny: Tiny) -> list[str]:
             select(VmTemplate).where(VmTemplate.name == name, VmTemplate.owner_id == 0)
         ).first()
         if tpl is None:
-            VmTemplates().create(session, principal, VmTemplateCreate(name=name, template=template))
-            tpl = session.scalars(
-                select(VmTemplate).where(VmTemplate.name == name, VmTemplate.owner_id == 0)
-            ).one()
-            tpl.perms = 0o644
+            spec = VmTemplateCreate(name=name, template=template)
+            made = session.get(VmTemplate, VmTemplates().create(session, principal, spec).id)
+            assert made is not None
+            made.perms = 0o644
             added.append(name)
     return added

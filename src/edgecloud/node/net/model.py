@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from edgecloud.node.protocol import DEPLOY_ID, bad
+from edgecloud.node.protocol import DEPLOY_ID, bad, flag
 from edgecloud.node.protocol import tap_name as tap_name  # re-exported: callers use model.tap_name
 
 IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
@@ -66,15 +66,6 @@ def number(value: Any, what: str, low: int, high: int) -> int:
 def _optional(raw: Raw, key: str) -> Any:
     value = raw.get(key)
     return None if value is None or value == "" else value
-
-
-def _flag(raw: Raw, key: str) -> bool:
-    value = raw.get(key, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise bad(f"{key!r} must be true or false")
-    return value
 
 
 def _object(value: Any, what: str) -> Raw:
@@ -148,9 +139,9 @@ def vnet(raw: Any) -> Vnet:
         mtu=None if mtu is None else number(mtu, "vnet mtu", 68, 65535),
         vxlan_mode=mode,
         group=group,
-        public=_flag(raw, "public"),
-        masquerade=_flag(raw, "masquerade"),
-        filter_ip_spoofing=_flag(raw, "filter_ip_spoofing"),
+        public=flag(raw, "public"),
+        masquerade=flag(raw, "masquerade"),
+        filter_ip_spoofing=flag(raw, "filter_ip_spoofing"),
     )
 
 

@@ -30,6 +30,7 @@ from edgecloud.server.services.vms import SHORT_FIELDS, Vms
 
 images, templates, vms = Images(), VmTemplates(), Vms()
 StateQuery = Annotated[int | None, Query(ge=0, le=255)]
+NicIdPath = Annotated[int, Path(ge=0, le=255)]
 
 
 def image_filters(datastore_id: IdQuery = None, state: StateQuery = None) -> dict[str, Any]:
@@ -181,7 +182,7 @@ def routers() -> list[APIRouter]:
         frontend: FrontEndDep,
         principal: PrincipalDep,
         obj_id: IdPath,
-        nic_id: Annotated[int, Path(ge=0, le=255)],
+        nic_id: NicIdPath,
     ) -> wire.VmActionAccepted:
         with frontend.store.write() as session:
             row, op = vm_nics.detach(session, principal, obj_id, nic_id)
@@ -221,7 +222,7 @@ def routers() -> list[APIRouter]:
         frontend: FrontEndDep,
         principal: PrincipalDep,
         obj_id: IdPath,
-        nic_id: Annotated[int, Path(ge=0, le=255)],
+        nic_id: NicIdPath,
         group_id: IdPath,
     ) -> wire.Vm:
         return _nic_group(frontend, principal, obj_id, nic_id, group_id, True)
@@ -235,7 +236,7 @@ def routers() -> list[APIRouter]:
         frontend: FrontEndDep,
         principal: PrincipalDep,
         obj_id: IdPath,
-        nic_id: Annotated[int, Path(ge=0, le=255)],
+        nic_id: NicIdPath,
         group_id: IdPath,
     ) -> wire.Vm:
         return _nic_group(frontend, principal, obj_id, nic_id, group_id, False)

@@ -9,14 +9,7 @@ from edgecloud.server.db.models import SecurityGroup, Vm, now
 from edgecloud.server.errors import Conflict, NotFound
 from edgecloud.server.services.objects import load
 from edgecloud.server.services.vm_lifecycle import history
-
-
-def _nic(vm: Vm, nic_id: int) -> tuple[list[dict[str, str]], dict[str, str]]:
-    nics = [dict(n) for n in vm.template.get("NIC", []) or []]
-    for nic in nics:
-        if str(nic.get("NIC_ID")) == str(nic_id):
-            return nics, nic
-    raise NotFound(f"VM {vm.id} has no NIC {nic_id}", field="nic_id")
+from edgecloud.server.services.vm_nics import find_nic
 
 
 def change(
@@ -33,7 +26,7 @@ def change(
     if vm.state == 6:
         raise Conflict(f"VM {vm_id} is DONE", field="id")
     load(session, principal, SecurityGroup, "SECGROUP", group_id, right="USE")
-    nics, nic = _nic(vm, nic_id)
+    nics, nic = find_nic(vm, nic_id)
     groups = [g for g in str(nic.get("SECURITY_GROUPS", "")).split(",") if g]
     if attach and str(group_id) in groups:
         raise Conflict(f"NIC {nic_id} already has security group {group_id}", field="id")

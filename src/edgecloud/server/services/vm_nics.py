@@ -37,6 +37,15 @@ def _template_nics(row: Vm) -> list[dict[str, Any]]:
     return [dict(n) for n in row.template.get("NIC", []) or []]
 
 
+def find_nic(row: Vm, nic_id: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return a copy of the VM's NICs and the one with `nic_id` in it (404 naming nic_id)."""
+    nics = _template_nics(row)
+    for nic in nics:
+        if str(nic.get("NIC_ID")) == str(nic_id):
+            return nics, nic
+    raise NotFound(f"VM {row.id} has no NIC {nic_id}", field="nic_id")
+
+
 def _changeable(session: Session, row: Vm, verb: str) -> None:
     """Refuse a NIC change in a state that has none, or while an operation runs."""
     current = (row.state, row.lcm_state)
@@ -141,8 +150,7 @@ def detach(
 ) -> tuple[Vm, Operation | None]:
     """Unplug a NIC (queued when the VM runs) and give its lease back."""
     row = load(session, principal, Vm, "VM", vm_id, right="MANAGE", lock=True)
-    if not any(str(n.get("NIC_ID")) == str(nic_id) for n in _template_nics(row)):
-        raise NotFound(f"VM {vm_id} has no NIC {nic_id}", field="nic_id")
+    find_nic(row, nic_id)
     _changeable(session, row, "detach")
     plan = machine.plan_for("detach_nic", (row.state, row.lcm_state))
     if plan is None:
