@@ -1,6 +1,6 @@
 """Create -> running latency of real guests, next to the same guest started by hand.
 
-    .venv/bin/python bench/deploy.py [--runs 10] [--kinds lxc,microvm,kvm]
+    .venv/bin/python bench/deploy.py [--runs 10] [--kinds lxc,microvm,kvm] [--per-call]
 
 One namespace test host (its own sshd, reached over real SSH) and a front-end on SQLite
 in this process. For each kind, `--runs` times:
@@ -176,6 +176,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--kinds", default="lxc,microvm,kvm")
+    parser.add_argument(
+        "--per-call",
+        action="store_true",
+        help="run each node action as a command of its own, not through the node agent",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/deploy.py needs root (network namespaces, LXC, QEMU)")
@@ -189,7 +194,11 @@ def main() -> None:
         with (
             NetHosts(1, authorized_keys=[public_key_line(key)]) as (host,),
             serve_frontend(
-                home, monitor_interval=2.0, scheduler_interval=0.02, lease_seconds=30
+                home,
+                monitor_interval=2.0,
+                scheduler_interval=0.02,
+                lease_seconds=30,
+                node_agents=not args.per_call,
             ) as frontend,
         ):
             with frontend.store.write() as session:
@@ -198,7 +207,8 @@ def main() -> None:
                 row = client.hosts.create(name=host.name, address=host.address, root=str(host.root))
                 wait(lambda: client.hosts.get(row.id).state_name == "MONITORED", 60, "host up")
                 templates = {t.name: t.id for t in client.templates.list()}
-                print(f"runs per figure: {args.runs}; host {host.name} over SSH; TCG")
+                mode = "one command per action" if args.per_call else "node agent"
+                print(f"runs per figure: {args.runs}; host {host.name} over SSH; TCG; {mode}")
                 print(f"{'kind':8} {'ours (s)':>10} {'bare (s)':>10} {'ratio':>7}")
                 for kind in kinds:
                     ours(client, templates[TEMPLATES[kind]], row.id)  # warm: caches, node code

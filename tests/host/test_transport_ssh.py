@@ -6,13 +6,15 @@ import hashlib
 import json
 import statistics
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from edgecloud.drivers.base import DriverError, HostUnreachable
+from edgecloud.drivers.base import DriverError, HostRef, HostUnreachable
+from edgecloud.drivers.hypervisor.node import NodeHypervisor
 from edgecloud.drivers.transport import (
     HostKeyMismatch,
     SshTransport,
@@ -208,6 +210,66 @@ def test_lost_sshd_is_unreachable_then_the_same_transport_reconnects(
         assert t.run(["true"], timeout=10).exit_status == 0
     finally:
         t.close()
+
+
+def test_a_stream_carries_lines_both_ways_and_reports_its_end(
+    two_hosts: list[NetHost], client_key: Path
+) -> None:
+    t = transport(two_hosts[0], client_key)
+    lines: list[bytes] = []
+    ended: list[tuple[str, bool]] = []
+    done = threading.Event()
+
+    def end(why: str, lost: bool) -> None:
+        ended.append((why, lost))
+        done.set()
+
+    try:
+        script = 'while read -r l; do echo "got $l"; done; echo bye >&2; exit 4'
+        stream = t.open_stream(["sh", "-c", script], on_line=lines.append, on_end=end, timeout=10)
+        stream.send(b"one\ntwo\n")
+        deadline = time.monotonic() + 10
+        while len(lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lines == [b"got one\n", b"got two\n"]
+        assert t.run(["true"], timeout=10).exit_status == 0  # the connection is shared
+        stream.close()
+        assert done.wait(10)
+        assert ended == [(f"the command on {t.where} exited with status 4: bye", False)]
+        with pytest.raises(DriverError, match="has ended"):
+            stream.send(b"late\n")
+        # Its session slot is back: every slot can run a command at once again.
+        with ThreadPoolExecutor(t.max_sessions) as pool:
+            runs = [pool.submit(t.run, ["sleep", "0.2"], timeout=10) for _ in range(t.max_sessions)]
+            assert all(r.result().exit_status == 0 for r in runs)
+    finally:
+        t.close()
+
+
+def test_the_node_agent_is_cut_off_with_its_connection(
+    nethosts: NetHostsFactory, client_key: Path
+) -> None:
+    (host,) = nethosts(1)
+    driver = NodeHypervisor(client_key=client_key)
+    ref = HostRef(
+        id=1, name=host.name, address=host.address, host_key=host.host_key, root=str(host.root)
+    )
+    try:
+        assert driver.poll_all(ref) == []
+        agent = driver._agents[(1, ref.root)]
+        assert agent.alive
+        host.stop_sshd()
+        deadline = time.monotonic() + 10
+        while agent.alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert agent.ended is not None and "lost the connection" in agent.ended
+        with pytest.raises(HostUnreachable):
+            driver.poll_all(ref)
+        host.start_sshd()
+        assert driver.poll_all(ref) == []  # a new connection, a new agent
+        assert driver._agents[(1, ref.root)] is not agent
+    finally:
+        driver.close()
 
 
 def test_unreachable_address_and_unknown_client_key(

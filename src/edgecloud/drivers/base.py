@@ -7,7 +7,7 @@ networks, qcow2 storage, onprem/aws/local providers); `registry.py` maps names t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +33,41 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Drop the connection."""
+        ...
+
+
+class Stream(Protocol):
+    """A long-lived command on a host: lines in on its stdin, lines out by callback."""
+
+    def send(self, data: bytes) -> None:
+        """Write to the command's stdin (raises `DriverError` once the stream has ended)."""
+        ...
+
+    def close(self) -> None:
+        """End the command's input; it exits when it has finished what it was given."""
+        ...
+
+
+# Called with each line the command prints (trailing newline included), on a thread of
+# the transport's: keep it short.
+LineCallback = Callable[[bytes], None]
+# Called once when the command has ended or the connection was lost: (why, lost).
+EndCallback = Callable[[str, bool], None]
+
+
+@runtime_checkable
+class Streams(Protocol):
+    """Optional transport ability: run a long-lived command and talk to it in lines."""
+
+    def open_stream(
+        self,
+        argv: Sequence[str],
+        *,
+        on_line: LineCallback,
+        on_end: EndCallback,
+        timeout: float,
+    ) -> Stream:
+        """Start `argv` (waiting at most `timeout` seconds for it to start)."""
         ...
 
 

@@ -218,6 +218,8 @@ def handle(action: str, raw: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     """Read the request, run the action, print the answer; return the exit status."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["serve"]:
+        return int(importlib.import_module("edgecloud.node.serve").serve())
     if len(args) != 1:
         answer: dict[str, Any] = {
             "ok": False,

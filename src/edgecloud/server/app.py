@@ -59,6 +59,7 @@ def create_app(
         finally:
             if loops is not None:
                 await asyncio.to_thread(loops.stop)
+            await asyncio.to_thread(drivers.close)
 
     app = FastAPI(
         lifespan=lifespan,

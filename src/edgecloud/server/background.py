@@ -46,7 +46,7 @@ def driver_options(settings: Settings) -> dict[str, dict[str, object]]:
     fake_dir = (
         Path(settings.fake_state_dir) if settings.fake_state_dir else settings.home / "fake-hosts"
     )
-    node: dict[str, object] = {"key_dir": settings.home / "ssh"}
+    node: dict[str, object] = {"key_dir": settings.home / "ssh", "agents": settings.node_agents}
     return {"fake": {"state_dir": fake_dir}, "kvm": node, "lxc": node, "microvm": node}
 
 

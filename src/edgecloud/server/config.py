@@ -47,6 +47,8 @@ class Settings(BaseModel):
     # `up --local-host`: this machine's directory for node code and guests. It must be
     # searchable by others (unprivileged containers' roots pass through it).
     local_host_root: str = "/var/lib/edgecloud"
+    # Run node actions through one long-lived agent per host (false: one command each).
+    node_agents: bool = True
 
     @property
     def db_url(self) -> str:

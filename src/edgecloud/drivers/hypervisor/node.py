@@ -1,9 +1,12 @@
 """kvm, lxc and microvm hosts: the node code (edgecloud.node) run over the host's transport.
 
-Each action is one command on the host, ``python3 ROOT/node.pyz ACTION`` with a JSON
-request on stdin and a JSON answer on stdout (see edgecloud.node). The node code is
-copied to the host on first contact and again whenever this front-end's version of it
-differs from what the host runs; the host's SSH key is pinned on first contact.
+Actions go to the host's node agent, one long-lived ``python3 ROOT/node.pyz serve`` per
+host on its connection (see agent.py), so an action costs a JSON line rather than a new
+channel and a Python start. When the agent cannot run, an action is one command of its
+own, ``python3 ROOT/node.pyz ACTION`` with the JSON request on stdin and the answer on
+stdout; the answers are the same either way. The node code is copied to the host on
+first contact and again whenever this front-end's version of it differs from what the
+host runs (the agent is then restarted); the host's SSH key is pinned on first contact.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +27,11 @@ from edgecloud.drivers.base import (
     GuestStatus,
     HostFacts,
     HostRef,
+    HostUnreachable,
+    Streams,
     Transport,
 )
+from edgecloud.drivers.hypervisor.agent import NodeAgent
 from edgecloud.drivers.hypervisor.spec import DEFAULT_BOOT_TIMEOUT, node_spec
 from edgecloud.drivers.registry import register
 from edgecloud.drivers.transport.keys import ensure_client_key
@@ -40,6 +47,8 @@ _INSTALL = 'set -e; mkdir -p "$1"; cat > "$2.tmp"; mv -f "$2.tmp" "$2"'
 # Short actions; deploy, shutdown, save and restore get their own, longer budgets.
 ACTION_TIMEOUT = 60.0
 STOP_TIMEOUT = 20
+# After an agent failed to start on a host, actions there run one command each this long.
+AGENT_RETRY_AFTER = 60.0
 
 
 class NodeMissing(DriverError):
@@ -49,12 +58,28 @@ class NodeMissing(DriverError):
 class NodeHypervisor:
     """One driver for every kind the node code runs; kvm, lxc and microvm hosts share it."""
 
-    def __init__(self, *, client_key: Path, pool: TransportPool | None = None) -> None:
-        """Use the front-end's SSH key; transports are kept one per host."""
+    def __init__(
+        self, *, client_key: Path, pool: TransportPool | None = None, agents: bool = True
+    ) -> None:
+        """Use the front-end's SSH key; transports are kept one per host. With `agents`
+        False every action is a command of its own (the benchmarks compare the two)."""
         self.pool = pool or TransportPool(client_key)
+        self.use_agents = agents
         self._synced: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
         self._zip: bytes | None = None
+        self._agents: dict[tuple[int, str], NodeAgent] = {}
+        self._agent_locks: dict[tuple[int, str], threading.Lock] = {}
+        self._no_agent_until: dict[tuple[int, str], float] = {}
+
+    def close(self) -> None:
+        """End every agent and drop every connection; later actions open new ones."""
+        with self._lock:
+            agents = list(self._agents.values())
+            self._agents.clear()
+        for agent in agents:
+            agent.close()
+        self.pool.close_all()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -67,27 +92,76 @@ class NodeHypervisor:
             host_key=host_key if host_key is not None else host.host_key,
         )
 
+    def _agent(self, host: HostRef) -> NodeAgent | None:
+        """Return the host's running agent, starting one when needed; None when actions
+        must run one command each (agents off, transport without streams, or an agent
+        failed to start there less than AGENT_RETRY_AFTER seconds ago)."""
+        if not self.use_agents:
+            return None
+        transport = self._transport(host)
+        if not isinstance(transport, Streams):
+            return None
+        key = (host.id, host.root)
+        with self._lock:
+            starting = self._agent_locks.setdefault(key, threading.Lock())
+        with starting:
+            agent = self._agents.get(key)
+            if agent is not None and agent.alive and agent.transport is transport:
+                return agent
+            if agent is not None:
+                agent.close()
+                del self._agents[key]
+            if time.monotonic() < self._no_agent_until.get(key, 0.0):
+                return None
+            argv = [PYTHON, f"{host.root}/node.pyz", "serve"]
+            try:
+                agent = NodeAgent(transport, argv, host.name)
+            except HostUnreachable:
+                raise
+            except DriverError as exc:
+                if _no_node_code(str(exc)):
+                    raise NodeMissing(f"host {host.name} has no node code at {host.root}") from exc
+                log.warning("no node agent on %s, one command per action: %s", host.name, exc)
+                self._no_agent_until[key] = time.monotonic() + AGENT_RETRY_AFTER
+                return None
+            self._agents[key] = agent
+            return agent
+
+    def _drop_agent(self, host: HostRef) -> None:
+        with self._lock:
+            agent = self._agents.pop((host.id, host.root), None)
+        if agent is not None:
+            agent.close()
+
     def _run(
         self, host: HostRef, action: str, request: dict[str, Any], *, timeout: float
     ) -> dict[str, Any]:
-        body = json.dumps({"root": host.root, **request}).encode()
-        argv = [PYTHON, f"{host.root}/node.pyz", action]
-        result = self._transport(host).run(argv, timeout=timeout, stdin=body)
-        try:
-            answer = json.loads(result.stdout)
-        except ValueError:
-            detail = (result.stderr or result.stdout).strip()[-500:]
-            if "node.pyz" in detail and ("No such file" in detail or "can't" in detail):
-                raise NodeMissing(f"host {host.name} has no node code at {host.root}") from None
-            raise DriverError(
-                f"node action {action} on {host.name} gave no answer "
-                f"(exit {result.exit_status}): {detail}"
-            ) from None
+        body = {"root": host.root, **request}
+        agent = self._agent(host)
+        if agent is not None:
+            answer: Any = agent.call(action, body, timeout=timeout)
+        else:
+            answer = self._run_once(host, action, body, timeout=timeout)
         if not isinstance(answer, dict) or not answer.get("ok"):
             error = answer.get("error", "unknown error") if isinstance(answer, dict) else answer
             raise DriverError(f"{action} on {host.name}: {error}")
         found = answer.get("result", {})
         return found if isinstance(found, dict) else {}
+
+    def _run_once(self, host: HostRef, action: str, body: dict[str, Any], *, timeout: float) -> Any:
+        """Run one action as a command of its own; return the answer it printed."""
+        argv = [PYTHON, f"{host.root}/node.pyz", action]
+        result = self._transport(host).run(argv, timeout=timeout, stdin=json.dumps(body).encode())
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            detail = (result.stderr or result.stdout).strip()[-500:]
+            if _no_node_code(detail):
+                raise NodeMissing(f"host {host.name} has no node code at {host.root}") from None
+            raise DriverError(
+                f"node action {action} on {host.name} gave no answer "
+                f"(exit {result.exit_status}): {detail}"
+            ) from None
 
     def _call(
         self, host: HostRef, action: str, request: dict[str, Any], *, timeout: float
@@ -129,6 +203,7 @@ class NodeHypervisor:
                 self._synced[(host.id, host.root)] = want
                 return want
         target = f"{host.root}/node.pyz"
+        self._drop_agent(host)  # it runs the old code; the next action starts a new one
         result = self._transport(host).run(
             ["sh", "-c", _INSTALL, "sh", host.root, target],
             timeout=ACTION_TIMEOUT,
@@ -251,6 +326,11 @@ class NodeHypervisor:
         return str(found.get("text", ""))
 
 
+def _no_node_code(detail: str) -> bool:
+    """Tell whether Python's complaint says node.pyz is not there (or not readable)."""
+    return "node.pyz" in detail and ("No such file" in detail or "can't" in detail)
+
+
 def _with_key(host: HostRef, key: str) -> HostRef:
     return replace(host, host_key=key)
 
@@ -271,18 +351,19 @@ def _status(raw: dict[str, Any]) -> GuestStatus:
     )
 
 
-_SHARED: dict[str, NodeHypervisor] = {}
+_SHARED: dict[tuple[str, bool], NodeHypervisor] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared(*, key_dir: Path | str) -> NodeHypervisor:
+def shared(*, key_dir: Path | str, agents: bool = True) -> NodeHypervisor:
     """Return the one driver for the key pair in `key_dir` (made on first use); kvm, lxc
-    and microvm hosts share its connections."""
+    and microvm hosts share its connections and agents."""
     key = str(ensure_client_key(Path(key_dir)))
     with _SHARED_LOCK:
-        driver = _SHARED.get(key)
+        driver = _SHARED.get((key, agents))
         if driver is None:
-            driver = _SHARED[key] = NodeHypervisor(client_key=Path(key))
+            driver = NodeHypervisor(client_key=Path(key), agents=agents)
+            _SHARED[(key, agents)] = driver
         return driver
 
 

@@ -8,7 +8,8 @@ import signal
 import subprocess
 from collections.abc import Sequence
 
-from edgecloud.drivers.base import CommandResult, DriverError
+from edgecloud.drivers.base import CommandResult, DriverError, EndCallback, LineCallback
+from edgecloud.drivers.transport.stream_local import LocalStream
 
 # How long to wait for the pipes to drain once a timed-out command's group was killed.
 _DRAIN_AFTER_KILL = 5.0
@@ -54,6 +55,18 @@ class LocalTransport:
             out.decode("utf-8", errors="replace"),
             err.decode("utf-8", errors="replace"),
         )
+
+    def open_stream(
+        self,
+        argv: Sequence[str],
+        *,
+        on_line: LineCallback,
+        on_end: EndCallback,
+        timeout: float,
+    ) -> LocalStream:
+        """Start `argv` as a child process and talk to it in lines (see `LocalStream`)."""
+        del timeout  # starting a local process does not wait
+        return LocalStream(argv, on_line, on_end)
 
     def close(self) -> None:
         """Nothing to drop: there is no connection."""

@@ -1,7 +1,7 @@
 """Run commands on a host over SSH (asyncssh): one persistent, multiplexed connection per host.
 
 `Transport.run` is synchronous; the SSH work happens on one asyncio loop running in a daemon
-thread shared by every `SshTransport` of the process (started on first use). A call submits a
+thread shared by every `SshTransport` of the process (see ssh_common). A call submits a
 coroutine to that loop and waits for it, so any number of threads can use one transport at
 once: asyncssh runs each command on its own channel of the same connection.
 """
@@ -10,18 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shlex
-import socket
-import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncssh
 
-from edgecloud.drivers.base import CommandResult, DriverError, HostKeyMismatch, HostUnreachable
+from edgecloud.drivers.base import (
+    CommandResult,
+    DriverError,
+    EndCallback,
+    HostKeyMismatch,
+    HostUnreachable,
+    LineCallback,
+)
+from edgecloud.drivers.transport.ssh_common import (
+    GRACE,
+    PIN_ALGS,
+    call,
+    fetch_host_key,
+    import_key,
+    reason,
+    server_key,
+    where_of,
+)
+from edgecloud.drivers.transport.stream_ssh import SshStream, pump
 
 __all__ = ["HostKeyMismatch", "SshTransport", "fetch_host_key"]
 
@@ -29,109 +44,7 @@ T = TypeVar("T")
 
 # Commands one connection runs at once; OpenSSH's sshd allows 10 sessions (MaxSessions).
 DEFAULT_MAX_SESSIONS = 8
-# How long the calling thread waits beyond the deadlines the coroutine keeps itself.
-_GRACE = 5.0
-# Host key types asked for when reading a key to pin, best first.
-_PIN_ALGS = [
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-]
 _KEEPALIVE_INTERVAL = 30.0
-
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_thread: threading.Thread | None = None
-_loop_lock = threading.Lock()
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """Return the process's SSH loop, starting its thread on first use."""
-    global _loop, _loop_thread
-    with _loop_lock:
-        if _loop is None:
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="edgecloud-ssh", daemon=True)
-            thread.start()
-            _loop, _loop_thread = loop, thread
-        return _loop
-
-
-def _call(coro: Coroutine[Any, Any, T], wait: float, what: str) -> T:
-    """Run `coro` on the SSH loop and wait at most `wait` seconds for its result."""
-    loop = _event_loop()
-    if threading.current_thread() is _loop_thread:
-        coro.close()
-        raise RuntimeError("SshTransport is synchronous: do not call it from its own loop")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        return future.result(wait)
-    except TimeoutError:
-        if future.done():
-            raise  # the coroutine's own error, not our wait
-        future.cancel()
-        raise DriverError(f"{what}: no answer after {wait:g} s") from None
-    except BaseException:
-        future.cancel()
-        raise
-
-
-def _where(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _reason(exc: BaseException) -> str:
-    """Say in a few words why a connection failed."""
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, asyncssh.Error):
-        return exc.reason or type(exc).__name__
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the address ({exc.strerror or exc})"
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)  # asyncio's strerror is "Connect call failed (...)"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _import_key(line: str) -> asyncssh.SSHKey:
-    try:
-        return asyncssh.import_public_key(line.strip())
-    except (asyncssh.KeyImportError, ValueError) as exc:
-        raise ValueError(f"not an OpenSSH public key: {line[:40]!r}...") from exc
-
-
-async def _server_key(
-    address: str, port: int, algs: Sequence[str], timeout: float
-) -> asyncssh.SSHKey | None:
-    """Connect without verification only to read the key the server presents."""
-    return await asyncio.wait_for(
-        asyncssh.get_server_host_key(address, port, server_host_key_algs=list(algs), config=None),
-        timeout,
-    )
-
-
-def fetch_host_key(address: str, port: int = 22, timeout: float = 10.0) -> str:
-    """Return the host's SSH key in OpenSSH format ("ssh-ed25519 AAAA..."), for pinning.
-
-    Nothing is verified: call this once, when the host is added, and pin the answer.
-    """
-    where = _where(address, port)
-
-    async def fetch() -> str:
-        try:
-            key = await _server_key(address, port, _PIN_ALGS, timeout)
-        except (OSError, asyncssh.Error, TimeoutError) as exc:
-            raise HostUnreachable(f"cannot read the host key of {where}: {_reason(exc)}") from exc
-        if key is None:
-            raise HostUnreachable(f"{where} presented no host key")
-        return key.export_public_key("openssh").decode().strip()
-
-    return _call(fetch(), timeout + _GRACE, f"reading the host key of {where}")
 
 
 class SshTransport:
@@ -160,10 +73,10 @@ class SshTransport:
         self.host_key = host_key
         self.connect_timeout = connect_timeout
         self.max_sessions = max_sessions
-        self.where = _where(address, port)
+        self.where = where_of(address, port)
         self.connects = 0  # connections opened so far
         self.last_connect_seconds: float | None = None
-        self._pinned = _import_key(host_key) if host_key else None
+        self._pinned = import_key(host_key) if host_key else None
         self._conn: asyncssh.SSHClientConnection | None = None
         # Made on the loop, on first use.
         self._lock: asyncio.Lock | None = None
@@ -187,18 +100,37 @@ class SshTransport:
         args = list(argv)
         if not args:
             raise ValueError("empty argv")
-        wait = timeout + 3 * self.connect_timeout + _GRACE  # connect, key check, reconnect
-        return _call(self._run(shlex.join(args), args[0], timeout, stdin), wait, self._what(args))
+        wait = timeout + 3 * self.connect_timeout + GRACE  # connect, key check, reconnect
+        return call(self._run(shlex.join(args), args[0], timeout, stdin), wait, self._what(args))
+
+    def open_stream(
+        self,
+        argv: Sequence[str],
+        *,
+        on_line: LineCallback,
+        on_end: EndCallback,
+        timeout: float,
+    ) -> SshStream:
+        """Start `argv` on a channel of its own and talk to it in lines (see `SshStream`).
+
+        The channel holds one of the connection's session slots until the command ends.
+        """
+        args = list(argv)
+        if not args:
+            raise ValueError("empty argv")
+        wait = timeout + 3 * self.connect_timeout + GRACE
+        opening = self._open_stream(shlex.join(args), args[0], on_line, on_end, timeout)
+        return call(opening, wait, self._what(args))
 
     def connect(self) -> None:
         """Open the connection now (it otherwise opens on the first `run`)."""
-        _call(self._connection(), self.connect_timeout + _GRACE, f"connecting to {self.where}")
+        call(self._connection(), self.connect_timeout + GRACE, f"connecting to {self.where}")
 
     def close(self) -> None:
         """Drop the connection; a later `run` opens a new one."""
         if self._conn is None:
             return
-        _call(self._close(), self.connect_timeout + _GRACE, f"closing {self.where}")
+        call(self._close(), self.connect_timeout + GRACE, f"closing {self.where}")
 
     def _what(self, args: list[str]) -> str:
         return f"{args[0]} on {self.where}"
@@ -208,6 +140,62 @@ class SshTransport:
     async def _run(
         self, command: str, name: str, timeout: float, stdin: bytes | None
     ) -> CommandResult:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        process, starting = await self._open_channel(command, name, timeout)
+        sessions = self._session_slots()
+        # From here the slot is released when the channel has closed (see _abandon).
+        # Connecting has its own timeout; it does not eat into the command's.
+        deadline = started + timeout + starting
+        try:
+            async with asyncio.timeout_at(deadline):
+                if stdin:
+                    process.stdin.write(stdin)
+                process.stdin.write_eof()
+                out, err = await process.communicate()
+        except TimeoutError:
+            self._abandon(process)
+            raise DriverError(f"{name} on {self.where} timed out after {timeout:g} s") from None
+        except (OSError, asyncssh.Error) as exc:
+            self._abandon(process)
+            raise HostUnreachable(
+                f"lost the connection to {self.where} while running {name}: {reason(exc)}"
+            ) from exc
+        except BaseException:
+            self._abandon(process)
+            raise
+        sessions.release()
+        status = process.returncode
+        if status is None:
+            raise HostUnreachable(
+                f"lost the connection to {self.where} while running {name} (no exit status)"
+            )
+        return CommandResult(
+            status,
+            out.decode("utf-8", errors="replace"),
+            err.decode("utf-8", errors="replace"),
+        )
+
+    async def _open_stream(
+        self, command: str, name: str, on_line: LineCallback, on_end: EndCallback, timeout: float
+    ) -> SshStream:
+        loop = asyncio.get_running_loop()
+        process, _ = await self._open_channel(command, name, timeout)
+        sessions = self._session_slots()
+        stream = SshStream(process, loop, self.where)
+        task = loop.create_task(pump(stream, process, on_line, on_end, sessions.release, reason))
+        self._lingering.add(task)
+        task.add_done_callback(self._lingering.discard)
+        return stream
+
+    async def _open_channel(
+        self, command: str, name: str, timeout: float
+    ) -> tuple[asyncssh.SSHClientProcess[bytes], float]:
+        """Take a session slot and start `command` on a channel of its own within
+        `timeout` seconds; the caller gives the slot back once the channel has closed.
+
+        Returns the process and the seconds spent connecting and opening the channel.
+        """
         loop = asyncio.get_running_loop()
         started = loop.time()
         sessions = self._session_slots()
@@ -224,37 +212,7 @@ class SshTransport:
         except BaseException:
             sessions.release()
             raise
-        # From here the slot is released when the channel has closed (see _abandon).
-        # Connecting has its own timeout; it does not eat into the command's.
-        deadline = started + timeout + (loop.time() - before)
-        try:
-            async with asyncio.timeout_at(deadline):
-                if stdin:
-                    process.stdin.write(stdin)
-                process.stdin.write_eof()
-                out, err = await process.communicate()
-        except TimeoutError:
-            self._abandon(process)
-            raise DriverError(f"{name} on {self.where} timed out after {timeout:g} s") from None
-        except (OSError, asyncssh.Error) as exc:
-            self._abandon(process)
-            raise HostUnreachable(
-                f"lost the connection to {self.where} while running {name}: {_reason(exc)}"
-            ) from exc
-        except BaseException:
-            self._abandon(process)
-            raise
-        sessions.release()
-        status = process.returncode
-        if status is None:
-            raise HostUnreachable(
-                f"lost the connection to {self.where} while running {name} (no exit status)"
-            )
-        return CommandResult(
-            status,
-            out.decode("utf-8", errors="replace"),
-            err.decode("utf-8", errors="replace"),
-        )
+        return process, loop.time() - before
 
     def _session_slots(self) -> asyncio.Semaphore:
         if self._sessions is None:
@@ -311,7 +269,7 @@ class SshTransport:
             await self._forget(conn)
             if reconnected:
                 raise HostUnreachable(
-                    f"lost the connection to {self.where} twice: {_reason(failure)}"
+                    f"lost the connection to {self.where} twice: {reason(failure)}"
                 ) from failure
             reconnected = True
 
@@ -351,11 +309,11 @@ class SshTransport:
             raise await self._mismatch() from exc
         except asyncssh.PermissionDenied as exc:
             raise HostUnreachable(
-                f"cannot log in to {self.where} as {self.user}: {_reason(exc)}"
+                f"cannot log in to {self.where} as {self.user}: {reason(exc)}"
                 f" (is {self.client_key.name}.pub in its authorized_keys?)"
             ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
-            raise HostUnreachable(f"cannot connect to {self.where}: {_reason(exc)}") from exc
+            raise HostUnreachable(f"cannot connect to {self.where}: {reason(exc)}") from exc
         self.connects += 1
         self.last_connect_seconds = time.monotonic() - started
         return conn
@@ -366,9 +324,9 @@ class SshTransport:
         expected = self._pinned.get_fingerprint()
         algs = [a.decode() for a in self._pinned.sig_algorithms]
         got = "an unknown key"
-        for offer in (algs, _PIN_ALGS):
+        for offer in (algs, PIN_ALGS):
             try:
-                key = await _server_key(self.address, self.port, offer, self.connect_timeout)
+                key = await server_key(self.address, self.port, offer, self.connect_timeout)
             except (OSError, asyncssh.Error, TimeoutError):
                 continue
             if key is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from edgecloud.drivers import registry
 from edgecloud.drivers.base import HostRef, Hypervisor
 from edgecloud.server.db.models import Host
+
+log = logging.getLogger("edgecloud.server.drivers")
 
 
 class Drivers:
@@ -28,6 +31,21 @@ class Drivers:
                 driver = registry.create("hypervisor", kind, **self._options.get(kind, {}))
                 self._built[kind] = driver
             return driver
+
+    def close(self) -> None:
+        """Let each driver built so far drop what it holds open (node agents, connections).
+
+        Drivers are shared by kind, so one may serve two kinds: it is closed once.
+        """
+        with self._lock:
+            built = list({id(d): d for d in self._built.values()}.values())
+        for driver in built:
+            close = getattr(driver, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing the %s driver", type(driver).__name__)
 
     def available(self, kind: str) -> bool:
         """Tell whether this build has a driver for `kind`."""
