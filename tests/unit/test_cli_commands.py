@@ -309,7 +309,7 @@ def test_image_create_sends_the_create_body(api: FakeFrontEnd) -> None:
     assert result.exit_code == 0, result.output
     assert api.sent("POST", "/images") == {
         "name": "disk", "datastore_id": 1, "kind": "OS", "persistent": True, "size_mb": 1024,
-        "format": "raw", "path": "",
+        "path": "",
     }  # fmt: skip
 
 

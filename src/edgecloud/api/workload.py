@@ -32,9 +32,25 @@ class ImageCreate(Body):
     kind: ImageKind = "OS"
     persistent: bool = False
     size_mb: Mib = 0
-    format: Literal["raw", "qcow2", "dir"] = "raw"
+    # With something to copy, "auto" (the default then) takes the format of the bytes.
+    format: Literal["auto", "raw", "qcow2", "dir"] | None = None
+    # Where the bytes come from; at most one. `path`: a path on the hosts, used in place
+    # (administrators). `import_path`: a file on the front-end, copied into the datastore
+    # (administrators). `url`: http(s), downloaded. `upload`: PUT /images/{id}/upload.
     path: str = Field(default="", max_length=1024, pattern=r"^[^\x00]*$")
+    import_path: str = Field(default="", max_length=1024, pattern=r"^(/[^\x00]*)?$")
+    url: str = Field(default="", max_length=2048, pattern=r"^(https?://[^\x00\s]+)?$")
+    upload: bool = False
+    # sha256:<hex> the copied bytes must have.
+    checksum: str = Field(default="", pattern=r"^((sha256:)?[0-9a-fA-F]{64})?$")
     template: TemplateIn = Field(default_factory=dict)
+
+
+class ImageClone(Body):
+    """Copy an image into a new one (in the same datastore, or another image datastore)."""
+
+    name: Name
+    datastore_id: Id | None = None
 
 
 class ImageUpdate(Body):
@@ -59,6 +75,10 @@ class Image(Ownership):
     path: str
     source: str
     running_vms: int
+    checksum: str = ""
+    origin: str = ""
+    last_error: str = ""
+    bytes: int = 0
 
 
 class VmTemplateCreate(Body):

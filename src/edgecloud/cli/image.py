@@ -3,13 +3,14 @@
 import json
 import os
 import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from edgecloud.api.workload import ImageKind
+from edgecloud.api.workload import Image, ImageKind
 from edgecloud.cli.context import cli_state
 from edgecloud.cli.nouns import (
     NameFilter,
@@ -25,6 +26,7 @@ from edgecloud.cli.nouns import (
     updated,
 )
 from edgecloud.cli.output import Format, fail, mib, print_data
+from edgecloud.client.images import Images
 from edgecloud.images import ImageBuildError, ensure_tiny
 from edgecloud.images.oci import OciError, OciImage, import_oci
 
@@ -72,23 +74,74 @@ def create(
     kind: Annotated[ImageKind, typer.Option("--type", help="Image type.")] = "OS",
     persistent: Annotated[bool, typer.Option(help="Keep changes (one VM at a time).")] = False,
     disk_format: Annotated[
-        Literal["raw", "qcow2"], typer.Option("--format", help="Disk format.")
-    ] = "raw",
-    path: Annotated[str, typer.Option(help="Where to copy the image from.")] = "",
+        Literal["auto", "raw", "qcow2", "dir"] | None,
+        typer.Option("--format", help="Disk format (auto: what the bytes are)."),
+    ] = None,
+    upload: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Send this file (shows progress)."),
+    ] = None,
+    url: Annotated[str, typer.Option(help="Download the image from this http(s) URL.")] = "",
+    import_path: Annotated[
+        str, typer.Option(help="Copy this file of the front-end's machine (administrators).")
+    ] = "",
+    path: Annotated[
+        str, typer.Option(help="Use this path on the hosts in place (administrators).")
+    ] = "",
+    checksum: Annotated[str, typer.Option(help="sha256:<hex> the bytes must have.")] = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it is READY.")] = False,
     file: TemplateFile = None,
 ) -> None:
-    """Register an image in an image datastore."""
+    """Register an image: upload a file, download a URL, or point at a path."""
     state, images = IMAGE.of(ctx)
+    sources = {"format": disk_format, "import_path": import_path, "url": url}
+    sources |= {"upload": upload is not None, "checksum": checksum}
     image = images.create(
         name=name,
         datastore_id=datastore,
         kind=kind,
         persistent=persistent,
         size_mb=size,
-        format=disk_format,
         path=path,
         template=read_template(file),
+        **{key: value for key, value in sources.items() if value},
     )
+    if upload is not None:
+        image = _upload(images, image.id, upload, quiet=state.output is not Format.TABLE)
+    elif wait and image.state_name == "LOCKED":
+        image = images.wait_ready(image.id)
+    created(state, "image", image)
+
+
+def _upload(images: Images, image_id: int, file: Path, *, quiet: bool) -> Image:
+    """Send the file with a progress bar (on stderr); fail with the server's reason."""
+    total = file.stat().st_size
+    if quiet:
+        return images.upload(image_id, file)
+    with typer.progressbar(length=total, label=f"uploading {file.name}", file=sys.stderr) as bar:
+        done = 0
+
+        def advance(sent: int, _total: int) -> None:
+            nonlocal done
+            bar.update(sent - done)
+            done = sent
+
+        return images.upload(image_id, file, progress=advance)
+
+
+@app.command("clone")
+def clone(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the copy.")],
+    datastore: Annotated[int | None, typer.Option(min=0, help="Another image datastore.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the copy is READY.")] = False,
+) -> None:
+    """Copy an image into a new one."""
+    state, images = IMAGE.of(ctx)
+    image = images.clone(obj_id, name, datastore_id=datastore)
+    if wait:
+        image = images.wait_ready(image.id)
     created(state, "image", image)
 
 

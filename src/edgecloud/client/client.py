@@ -12,6 +12,7 @@ import httpx
 
 from edgecloud.api import common, identity, infra, network, workload
 from edgecloud.client.errors import EdgecloudError
+from edgecloud.client.images import Images
 from edgecloud.client.resources import (
     Acls,
     Clusters,
@@ -77,7 +78,7 @@ class Client:
         self.clusters = Clusters(self, "/clusters", infra.Cluster)
         self.hosts = Hosts(self, "/hosts", infra.Host)
         self.datastores: Owned[infra.Datastore] = Owned(self, "/datastores", infra.Datastore)
-        self.images: Owned[workload.Image] = Owned(self, "/images", workload.Image)
+        self.images = Images(self, "/images", workload.Image)
         self.vnets = Vnets(self, "/vnets", network.Vnet)
         self.secgroups: Owned[network.SecurityGroup] = Owned(
             self, "/secgroups", network.SecurityGroup
@@ -119,7 +120,10 @@ class Client:
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         """Send a request; return the decoded JSON body, or raise EdgecloudError."""
-        response = self.http.request(method, path, json=json, params=params)
+        return self.check(self.http.request(method, path, json=json, params=params))
+
+    def check(self, response: httpx.Response) -> Any:
+        """Return a response's decoded JSON body, or raise EdgecloudError."""
         if response.status_code >= 400:
             raise _error(response)
         if response.status_code == 204 or not response.content:

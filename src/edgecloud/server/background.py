@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecloud.server.config import Settings
+from edgecloud.server.datastore.importer import Importer
 from edgecloud.server.db.engine import Store
 from edgecloud.server.events import EventBus
 from edgecloud.server.lifecycle.drivers import Drivers
@@ -22,17 +23,20 @@ class Background:
     engine: Engine
     placer: Placer
     monitor: Monitor
+    importer: Importer
 
     def start(self) -> None:
         """Start every loop (the engine first: it takes over orphaned operations)."""
         self.engine.start()
         self.placer.start()
         self.monitor.start()
+        self.importer.start()
 
     def stop(self) -> None:
         """Stop every loop, waiting for running steps."""
         self.placer.stop()
         self.monitor.stop()
+        self.importer.stop()
         self.engine.stop()
 
     def wake(self) -> None:
@@ -83,4 +87,4 @@ def build(
         error_after=settings.host_error_after,
         retention_seconds=settings.monitoring_retention_seconds,
     )
-    return Background(engine, placer, monitor)
+    return Background(engine, placer, monitor, Importer(store, settings.home))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("edgecloud.server.db")
 
 
 def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> Engine:
@@ -55,9 +58,19 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """Open a unit of work that commits on success and rolls back on error."""
-        with self.writer() as session, session.begin():
-            yield session
+        """Open a unit of work that commits on success and rolls back on error.
+
+        Callables a use case appends to ``session.info["after_commit"]`` run once the
+        commit succeeded (e.g. removing an image's file only once its row is gone).
+        """
+        with self.writer() as session:
+            with session.begin():
+                yield session
+            for action in session.info.pop("after_commit", ()):
+                try:
+                    action()
+                except Exception:
+                    log.exception("after commit")
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -36,6 +36,12 @@ class Image(Owned, Base):
     path: Mapped[str] = mapped_column(String(1024), nullable=False, default="")
     source: Mapped[str] = mapped_column(String(1024), nullable=False, default="")
     running_vms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Images held in a datastore: "sha256:<hex>" of the stored bytes, where they came
+    # from (a file, a URL, "upload", "image:<id>"), and why the last import failed.
+    checksum: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    origin: Mapped[str] = mapped_column(String(2048), nullable=False, default="")
+    last_error: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
 class VmTemplate(Owned, Base):

@@ -23,6 +23,7 @@ from edgecloud.server.rest.deps import (
     PrincipalDep,
     Seconds,
 )
+from edgecloud.server.rest.images import add_image_routes
 from edgecloud.server.services import guests, monitoring, nic_groups, operations, vm_nics
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
@@ -88,6 +89,7 @@ def routers() -> list[APIRouter]:
         update=wire.ImageUpdate,
         filters=image_filters,
     )
+    add_image_routes(image_router, images)
     template_router = crud_router(
         templates, path="/templates", create=wire.VmTemplateCreate, update=wire.VmTemplateUpdate
     )

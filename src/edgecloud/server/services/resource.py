@@ -64,7 +64,11 @@ class OwnedResource(Generic[M, C, U, R]):
     def create(self, session: Session, principal: Principal, body: C) -> R:
         """Create an object owned by the caller."""
         objects.require_create(principal, self.kind)
-        row = objects.new_owned(principal, self.build(session, principal, body))
+        return self.create_row(session, principal, self.build(session, principal, body), body)
+
+    def create_row(self, session: Session, principal: Principal, built: M, body: C) -> R:
+        """Add a row `build` made (owned by the caller), under the uniqueness rules."""
+        row = objects.new_owned(principal, built)
         owner = row.owner_id if self.unique_per_owner else None
         objects.ensure_unique(session, self.model, row.name, owner_id=owner)
         session.add(row)

@@ -18,6 +18,7 @@ from edgecloud.server.errors import Conflict, Forbidden, InvalidInput
 from edgecloud.server.lifecycle import capacity, machine
 from edgecloud.server.lifecycle.machine import Plan, State
 from edgecloud.server.services import ipam, operations
+from edgecloud.server.services.images import give_back
 from edgecloud.server.services.vm_actions import QUEUED, RULES
 
 
@@ -238,8 +239,8 @@ def end_vm(session: Session, row: Vm, user_id: int | None, action: str = "termin
     ipam.release_vm(session, row.id)
     for disk in row.template.get("DISK", []):
         image = session.get(Image, int(disk["IMAGE_ID"])) if "IMAGE_ID" in disk else None
-        if image is not None and image.running_vms > 0:
-            image.running_vms -= 1
+        if image is not None:
+            give_back(image)
     history(session, row, action, user_id)
 
 

@@ -16,6 +16,7 @@ from edgecloud.server.db.models import ClusterVnet, Image, Vm, VmHistory, VmTemp
 from edgecloud.server.errors import InvalidInput
 from edgecloud.server.scheduler.expressions import check_expressions
 from edgecloud.server.services import ipam, objects, operations, quotas
+from edgecloud.server.services.images import check_usable, take
 from edgecloud.server.services.objects import ListQuery, load, parse_template_input
 from edgecloud.server.services.resource import OwnedResource
 from edgecloud.server.services.vm_lifecycle import history, request_action
@@ -202,14 +203,22 @@ def _resolve_disks(session: Session, principal: Principal, attrs: dict[str, Any]
             image = _by_name(session, principal, Image, "IMAGE", disk["IMAGE"], f"{field}.IMAGE")
         else:
             continue
+        check_usable(image, f"{field}.IMAGE_ID")
         disk["IMAGE_ID"] = str(image.id)
         disk["IMAGE"] = image.name
         disk.setdefault("SIZE", str(image.size_mb))
-        disk["SOURCE"], disk["FORMAT"], disk["TYPE"] = image.path, image.format, image.kind
+        disk["FORMAT"], disk["TYPE"] = image.format, image.kind
+        if image.source:  # in a datastore: the host gets a copy (see drivers.hypervisor.disks)
+            disk["SOURCE"], disk["CHECKSUM"] = image.source, image.checksum
+            disk["DATASTORE_ID"] = str(image.datastore_id)
+            disk["PERSISTENT"] = "YES" if image.persistent else "NO"
+            disk["CLONE"] = "NO" if image.persistent else "YES"
+        else:  # a path on the hosts, used in place
+            disk["SOURCE"] = image.path
         for key in APP_ATTRIBUTES:
             if key in image.template:
                 disk.setdefault(key, image.template[key])
-        image.running_vms += 1
+        take(image)
     os_ = attrs.get("OS")
     if not isinstance(os_, dict):
         return

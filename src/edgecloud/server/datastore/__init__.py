@@ -1,0 +1,1 @@
+"""Image datastores on the front-end: the bytes of images, and the jobs that import them."""
