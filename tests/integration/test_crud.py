@@ -195,7 +195,7 @@ def test_vm_actions_needing_a_host_become_operations(admin: Client, unique: Uniq
     accepted = admin.vms.action(vm.id, "deploy", host_id=host.id)
     op = accepted.operation
     assert op is not None and op.kind == "vm.deploy" and op.params["host_id"] == host.id
-    assert [s.name for s in op.steps] == ["deploy"]
+    assert [s.name for s in op.steps] == ["prolog", "deploy"]
     assert admin.hosts.get(host.id).used_cpu == 1.0  # reserved when the deploy was accepted
     # The template boots nothing (no kernel, no disk): the deploy fails with a named
     # error and the VM waits in a failure state that can be recovered.

@@ -167,7 +167,11 @@ def test_operations_record_steps(admin: Client, fake_hosts: list[int]) -> None:
     wait_vms(admin, [vm.id], lambda s: s == "DONE")
     op = admin.operations.get(accepted.operation.id)
     assert op.state == "done"
-    assert [(s.name, s.state) for s in op.steps] == [("shutdown", "done"), ("cleanup", "done")]
+    assert [(s.name, s.state) for s in op.steps] == [
+        ("shutdown", "done"),
+        ("epilog", "done"),
+        ("cleanup", "done"),
+    ]
 
 
 def test_monitoring_samples_are_kept(admin: Client, fake_hosts: list[int]) -> None:

@@ -28,10 +28,14 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
         time.sleep(0.2)
 
 
-def add_host(admin: Client, host: NetHost) -> Host:
+def add_host(admin: Client, host: NetHost, cluster_id: int = 0) -> Host:
     """Register a namespace host over SSH and wait for its first probe."""
     created = admin.hosts.create(
-        name=host.netns, address=host.address, root=str(host.root), hypervisor="kvm"
+        name=host.netns,
+        address=host.address,
+        root=str(host.root),
+        hypervisor="kvm",
+        cluster_id=cluster_id,
     )
     return wait_for(  # type: ignore[no-any-return]
         f"host {host.netns} MONITORED",

@@ -22,7 +22,16 @@ ADMIN = Principal(user_id=0, name="admin", group_id=0, group_ids=frozenset({0}))
 
 # (action, from state, options) -> ([(step, LCM while it runs, where a failure rests)], end state)
 EXPECTED: list[tuple[str, m.State, dict[str, Any], list[tuple[str, str, m.State]], m.State]] = [
-    ("deploy", m.PENDING, {}, [("deploy", "BOOT", m.active("BOOT_FAILURE"))], m.RUNNING),
+    (
+        "deploy",
+        m.PENDING,
+        {},
+        [
+            ("prolog", "PROLOG", m.active("PROLOG_FAILURE")),
+            ("deploy", "BOOT", m.active("BOOT_FAILURE")),
+        ],
+        m.RUNNING,
+    ),
     (
         "deploy",
         m.PENDING,
@@ -34,7 +43,10 @@ EXPECTED: list[tuple[str, m.State, dict[str, Any], list[tuple[str, str, m.State]
         "deploy",
         m.PENDING,
         {"resume_from": "undeployed"},
-        [("deploy", "BOOT_UNDEPLOY", m.active("BOOT_UNDEPLOY_FAILURE"))],
+        [
+            ("prolog", "PROLOG_UNDEPLOY", m.active("PROLOG_UNDEPLOY_FAILURE")),
+            ("deploy", "BOOT_UNDEPLOY", m.active("BOOT_UNDEPLOY_FAILURE")),
+        ],
         m.RUNNING,
     ),
     ("poweroff", m.RUNNING, {}, [("shutdown", "SHUTDOWN_POWEROFF", m.RUNNING)], m.POWEROFF),
@@ -65,6 +77,7 @@ EXPECTED: list[tuple[str, m.State, dict[str, Any], list[tuple[str, str, m.State]
         {},
         [
             ("shutdown", "SHUTDOWN_UNDEPLOY", m.RUNNING),
+            ("epilog", "EPILOG_UNDEPLOY", m.active("EPILOG_UNDEPLOY_FAILURE")),
             ("cleanup", "EPILOG_UNDEPLOY", m.active("EPILOG_UNDEPLOY_FAILURE")),
         ],
         m.UNDEPLOYED,
@@ -73,23 +86,51 @@ EXPECTED: list[tuple[str, m.State, dict[str, Any], list[tuple[str, str, m.State]
         "undeploy",
         m.POWEROFF,
         {},
-        [("cleanup", "EPILOG_UNDEPLOY", m.active("EPILOG_UNDEPLOY_FAILURE"))],
+        [
+            ("epilog", "EPILOG_UNDEPLOY", m.active("EPILOG_UNDEPLOY_FAILURE")),
+            ("cleanup", "EPILOG_UNDEPLOY", m.active("EPILOG_UNDEPLOY_FAILURE")),
+        ],
         m.UNDEPLOYED,
     ),
     (
         "terminate",
         m.RUNNING,
         {},
-        [("shutdown", "SHUTDOWN", m.RUNNING), ("cleanup", "EPILOG", m.active("EPILOG_FAILURE"))],
+        [
+            ("shutdown", "SHUTDOWN", m.RUNNING),
+            ("epilog", "EPILOG", m.active("EPILOG_FAILURE")),
+            ("cleanup", "EPILOG", m.active("EPILOG_FAILURE")),
+        ],
         m.DONE,
     ),
-    ("terminate", m.POWEROFF, {}, [("cleanup", "EPILOG", m.active("EPILOG_FAILURE"))], m.DONE),
-    ("terminate", m.UNKNOWN, {}, [("cleanup", "EPILOG", m.active("EPILOG_FAILURE"))], m.DONE),
+    (
+        "terminate",
+        m.POWEROFF,
+        {},
+        [
+            ("epilog", "EPILOG", m.active("EPILOG_FAILURE")),
+            ("cleanup", "EPILOG", m.active("EPILOG_FAILURE")),
+        ],
+        m.DONE,
+    ),
+    (
+        "terminate",
+        m.UNKNOWN,
+        {},
+        [
+            ("epilog", "EPILOG", m.active("EPILOG_FAILURE")),
+            ("cleanup", "EPILOG", m.active("EPILOG_FAILURE")),
+        ],
+        m.DONE,
+    ),
     (
         "terminate",
         m.active("BOOT_FAILURE"),
         {},
-        [("cleanup", "EPILOG", m.active("EPILOG_FAILURE"))],
+        [
+            ("epilog", "EPILOG", m.active("EPILOG_FAILURE")),
+            ("cleanup", "EPILOG", m.active("EPILOG_FAILURE")),
+        ],
         m.DONE,
     ),
     (
@@ -98,8 +139,9 @@ EXPECTED: list[tuple[str, m.State, dict[str, Any], list[tuple[str, str, m.State]
         {},
         [
             ("save", "SAVE_MIGRATE", m.RUNNING),
-            ("move", "PROLOG_MIGRATE", m.active("PROLOG_MIGRATE_FAILURE")),
-            ("restore_target", "BOOT_MIGRATE", m.active("BOOT_MIGRATE_FAILURE")),
+            ("move", "PROLOG_MIGRATE", m.RUNNING),  # undone: restored on the source
+            ("restore_target", "BOOT_MIGRATE", m.RUNNING),
+            ("cleanup_source", "EPILOG", m.RUNNING),
         ],
         m.RUNNING,
     ),
@@ -108,14 +150,20 @@ EXPECTED: list[tuple[str, m.State, dict[str, Any], list[tuple[str, str, m.State]
         "migrate",
         m.POWEROFF,
         {},
-        [("move", "PROLOG_MIGRATE_POWEROFF", m.active("PROLOG_MIGRATE_POWEROFF_FAILURE"))],
+        [
+            ("move", "PROLOG_MIGRATE_POWEROFF", m.POWEROFF),
+            ("cleanup_source", "PROLOG_MIGRATE_POWEROFF", m.POWEROFF),
+        ],
         m.POWEROFF,
     ),
     (
         "migrate",
         m.SUSPENDED,
         {},
-        [("move", "PROLOG_MIGRATE_SUSPEND", m.active("PROLOG_MIGRATE_SUSPEND_FAILURE"))],
+        [
+            ("move", "PROLOG_MIGRATE_SUSPEND", m.SUSPENDED),
+            ("cleanup_source", "PROLOG_MIGRATE_SUSPEND", m.SUSPENDED),
+        ],
         m.SUSPENDED,
     ),
 ]

@@ -29,9 +29,12 @@ def _gone(pid: int, within: float = 5.0) -> bool:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
-        with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone too
-            if stat.read().split()[2] == "Z":
-                return True
+        try:
+            with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone too
+                if stat.read().split()[2] == "Z":
+                    return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True  # it went between the two looks
         time.sleep(0.02)
     return False
 

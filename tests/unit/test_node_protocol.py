@@ -252,8 +252,8 @@ def test_qemu_argv_disks_are_virtio_escaped_and_readonly() -> None:
     argv = qemu_argv(spec, Path("/r/g"), "tcg")
     drives = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-drive"]
     assert drives == [
-        "file=/ds/0/one,,7/disk.0,format=qcow2,if=virtio",
-        "file=/ds/0/ctx.iso,format=raw,readonly=on,if=virtio",
+        "id=disk0,file=/ds/0/one,,7/disk.0,format=qcow2,if=virtio",
+        "id=disk1,file=/ds/0/ctx.iso,format=raw,readonly=on,if=virtio",
     ]
     assert "-kernel" not in argv
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -281,3 +281,28 @@ class ConsoleLog(Wire):
 
     vm_id: int
     text: str
+
+
+SnapshotName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class DiskSnapshotCreate(Body):
+    """Take a snapshot of a VM's disk (qcow2: internal snapshot)."""
+
+    name: SnapshotName
+
+
+class DiskSnapshot(Wire):
+    """One snapshot of a disk."""
+
+    name: str
+    id: str = ""
+    date: float = 0.0
+    vm_state_size: int = 0
+
+
+class DiskSaveAs(Body):
+    """Copy a powered-off VM's disk, flattened, into a new image."""
+
+    name: Name
+    datastore_id: Id | None = None

@@ -94,7 +94,7 @@ def create(
 ) -> None:
     """Register an image: upload a file, download a URL, or point at a path."""
     state, images = IMAGE.of(ctx)
-    sources = {"format": disk_format, "import_path": import_path, "url": url}
+    sources: dict[str, object] = {"format": disk_format, "import_path": import_path, "url": url}
     sources |= {"upload": upload is not None, "checksum": checksum}
     image = images.create(
         name=name,

@@ -17,6 +17,7 @@ from edgecloud.cli import (
     template,
     user,
     vm,
+    vm_disks,  # noqa: F401 - adds the vm disk-* commands
     vnet,
 )
 from edgecloud.cli.context import CliState, cli_state

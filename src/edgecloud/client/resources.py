@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from edgecloud.api import identity, infra, network, workload
 from edgecloud.api.states import state_label
+from edgecloud.client.vm_disks import VmDisks
 
 if TYPE_CHECKING:
     from edgecloud.client.client import Client
@@ -158,7 +159,7 @@ class Templates(Owned[workload.VmTemplate]):
         return workload.Vm.model_validate(data)
 
 
-class Vms(Owned[workload.Vm]):
+class Vms(VmDisks, Owned[workload.Vm]):
     """VMs: lists default to the short form; actions and history."""
 
     def page_short(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -68,6 +69,44 @@ class Streams(Protocol):
         timeout: float,
     ) -> Stream:
         """Start `argv` (waiting at most `timeout` seconds for it to start)."""
+        ...
+
+
+# Called now and then with the bytes copied so far, on a thread of the transport's.
+ProgressCallback = Callable[[int], None]
+
+
+@runtime_checkable
+class Files(Protocol):
+    """Optional transport ability: copy one regular file to or from the host.
+
+    The destination's directory must exist (`DriverError` naming it otherwise); the file is
+    written in place (callers copy to a temporary name, then rename). Failures raise
+    `DriverError` with the path and the reason ("no space left on device" when the disk is
+    full), or `HostUnreachable` when the connection was lost. A copy that does not end
+    within `timeout` seconds raises `DriverError` and its partial destination is removed.
+    """
+
+    def put_file(
+        self,
+        local: Path,
+        remote: str,
+        *,
+        timeout: float,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Copy `local` (on this machine) to `remote` on the host; return the bytes copied."""
+        ...
+
+    def get_file(
+        self,
+        remote: str,
+        local: Path,
+        *,
+        timeout: float,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Copy `remote` on the host to `local` (on this machine); return the bytes copied."""
         ...
 
 
@@ -189,6 +228,41 @@ class LiveMigration(Protocol):
 
     def migrate_live(self, host: HostRef, deploy_id: str, target: HostRef) -> None:
         """Move the guest without stopping it."""
+        ...
+
+
+@runtime_checkable
+class DiskStorage(Protocol):
+    """An optional ability: a VM's disks live on its host, made from datastore images."""
+
+    def prolog(self, host: HostRef, spec: GuestSpec, *, replica: HostRef | None = None) -> None:
+        """Bring the VM's images to the host and make its disks (kept when already there)."""
+        ...
+
+    def epilog(self, host: HostRef, spec: GuestSpec) -> dict[int, tuple[str, int]]:
+        """Copy persistent disks back; return {image id: (checksum, bytes)}."""
+        ...
+
+    def cleanup(self, host: HostRef, deploy_id: str, *, keep_disks: bool = False) -> None:
+        """Remove the guest from the host (its disks too unless `keep_disks`)."""
+        ...
+
+    def disk_snapshot(
+        self, host: HostRef, deploy_id: str, disk_id: int, op: str, name: str = ""
+    ) -> list[dict[str, Any]]:
+        """Create, revert, delete or list a disk's snapshots; return them."""
+        ...
+
+    def move(
+        self, source: HostRef, target: HostRef, spec: GuestSpec, *, replica: HostRef | None
+    ) -> None:
+        """Copy a stopped guest's files to another host (its images through `replica`)."""
+        ...
+
+    def disk_saveas(
+        self, host: HostRef, deploy_id: str, disk_id: int, target: Path
+    ) -> tuple[str, int]:
+        """Copy a stopped guest's disk, flattened, to `target`; return (checksum, bytes)."""
         ...
 
 

@@ -102,6 +102,24 @@ def _by_kind(name: str) -> Callable[[Request], dict[str, Any]]:
     return handler
 
 
+def _cleanup(request: Request) -> dict[str, Any]:
+    """Remove the guest (and any files a move left in staging); with "keep_disks" its disk
+    files stay (a failed resume)."""
+    module = _lxc() if _is_lxc(request) else _qemu()
+    keep = flag(request, "keep_disks")
+    _migrate().discard(root(request), deploy_id(request))
+    return module.cleanup(root(request), deploy_id(request), keep)  # type: ignore[no-any-return]
+
+
+def _migrate() -> ModuleType:
+    return importlib.import_module("edgecloud.node.migrate")
+
+
+def _moving(name: str) -> Callable[[Request], dict[str, Any]]:
+    """Return a handler running `name` of edgecloud.node.migrate."""
+    return lambda request: getattr(_migrate(), name)(request)
+
+
 def _poll_one(base: Path, guest_kind: str, deploy: str) -> dict[str, Any]:
     if guest_kind == "lxc":
         return _lxc().poll(base, deploy)  # type: ignore[no-any-return]
@@ -114,6 +132,8 @@ def _poll(request: Request) -> dict[str, Any]:
 
 def _poll_all(request: Request) -> dict[str, Any]:
     base = root(request)
+    if (base / "cache" / "incoming-guests").is_dir():
+        _migrate().sweep(base)
     guests = []
     for deploy in guest_ids(base):
         guest_kind = _stored_kind({"root": str(base), "deploy_id": deploy})
@@ -158,6 +178,11 @@ def _nic_detach(request: Request) -> dict[str, Any]:
     return _hotplug().detach(root(request), deploy_id(request), nic_id)  # type: ignore[no-any-return]
 
 
+def _imagexfer() -> ModuleType:
+    """Import the host-to-host image copy actions (and http.server) on first use."""
+    return importlib.import_module("edgecloud.node.imagexfer")
+
+
 ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "version": lambda request: {"version": version()},
     "probe": lambda request: importlib.import_module("edgecloud.node.probe").probe(
@@ -168,13 +193,43 @@ ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "reboot": _reboot,
     "save": _by_kind("save"),
     "restore": _by_kind("restore"),
-    "cleanup": _by_kind("cleanup"),
+    "cleanup": _cleanup,
+    "guest_files": _moving("guest_files"),
+    "guest_receive": _moving("guest_receive"),
+    "guest_adopt": _moving("guest_adopt"),
+    "guest_discard": _moving("guest_discard"),
     "poll": _poll,
     "poll_all": _poll_all,
     "console_log": _console_log,
     "net_update_sg": _net_update_sg,
     "nic_attach": _nic_attach,
     "nic_detach": _nic_detach,
+    "image_serve": lambda request: _imagexfer().image_serve(request),
+    "image_fetch": lambda request: _imagexfer().image_fetch(request),
+    "image_serve_stop": lambda request: _imagexfer().image_serve_stop(request),
+    "image_status": lambda request: importlib.import_module("edgecloud.node.imagecache").status(
+        request
+    ),
+    "image_commit": lambda request: importlib.import_module("edgecloud.node.imagecache").commit(
+        request
+    ),
+    "image_list": lambda request: importlib.import_module("edgecloud.node.imagecache").listing(
+        request
+    ),
+    "image_evict": lambda request: importlib.import_module("edgecloud.node.imagecache").evict(
+        request
+    ),
+    "image_drop_part": lambda request: importlib.import_module(
+        "edgecloud.node.imagecache"
+    ).drop_part(request),
+    "disks_prolog": lambda request: importlib.import_module("edgecloud.node.disks").prolog(request),
+    "disks_info": lambda request: importlib.import_module("edgecloud.node.disks").disks_info(
+        request
+    ),
+    "disk_export": lambda request: importlib.import_module("edgecloud.node.disks").export(request),
+    "disk_snapshot": lambda request: importlib.import_module(
+        "edgecloud.node.disks_snapshot"
+    ).snapshot(request),
 }
 
 
@@ -188,6 +243,13 @@ CHANGES_A_GUEST = {
     "cleanup",
     "nic_attach",
     "nic_detach",
+    "disks_prolog",
+    "disk_snapshot",
+    "disk_export",
+    "guest_files",
+    "guest_receive",
+    "guest_adopt",
+    "guest_discard",
 }
 
 
@@ -220,6 +282,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == ["serve"]:
         return int(importlib.import_module("edgecloud.node.serve").serve())
+    if args[:1] == ["image_server"]:  # started by image_serve, detached
+        return int(_imagexfer().server_main(args[1:]))
     if len(args) != 1:
         answer: dict[str, Any] = {
             "ok": False,

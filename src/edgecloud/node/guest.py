@@ -87,8 +87,19 @@ class GuestDir(NamedTuple):
         """Return whether the host knows the guest at all."""
         return self.path.is_dir() or self.container.is_dir()
 
-    def remove(self) -> None:
-        """Delete the guest's directories."""
+    def remove(self, *, keep_disks: bool = False) -> None:
+        """Delete the guest's directories (with `keep_disks`, all but its disk files)."""
+        if keep_disks and self.path.is_dir() and not self.path.is_symlink():
+            for entry in self.path.iterdir():
+                if entry.name == "disks.json" or entry.name.startswith("disk."):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            if self.container.is_dir() and not self.container.is_symlink():
+                shutil.rmtree(self.container)
+            return
         for path in (self.path, self.container):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -141,7 +152,10 @@ def _disks(spec: dict[str, Any]) -> list[dict[str, Any]]:
         if fmt not in DISK_FORMATS:
             raise bad(f"spec disk {index}: format must be qcow2 or raw")
         path = _path(disk, "path", required=True)
-        disks.append({"path": path, "format": fmt, "readonly": flag(disk, "readonly")})
+        entry: dict[str, Any] = {"path": path, "format": fmt, "readonly": flag(disk, "readonly")}
+        if disk.get("disk_id") is not None:
+            entry["disk_id"] = integer(disk, "disk_id")
+        disks.append(entry)
     return disks
 
 

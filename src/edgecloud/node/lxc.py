@@ -331,7 +331,7 @@ def restore(root: Path, deploy_id: str) -> dict[str, Any]:
     raise NodeError("failed", "lxc containers cannot save memory state (no CRIU)")
 
 
-def cleanup(root: Path, deploy_id: str) -> dict[str, Any]:
+def cleanup(root: Path, deploy_id: str, keep_disks: bool = False) -> dict[str, Any]:
     """Kill the container if it runs and remove its files."""
     guest = GuestDir(root, deploy_id)
     if _state(guest) != "STOPPED":
@@ -339,7 +339,7 @@ def cleanup(root: Path, deploy_id: str) -> dict[str, Any]:
     spec = read_spec(guest)
     if spec is not None:
         attach.down(root, spec)
-    guest.remove()
+    guest.remove(keep_disks=keep_disks)
     return {}
 
 

@@ -13,6 +13,9 @@ from typing import Any
 
 KINDS = ("kvm", "microvm", "lxc")
 DEPLOY_ID = re.compile(r"one-[0-9]{1,18}")
+IMAGE_KEY = re.compile(r"[0-9a-f]{64}")  # the sha256 of what the front-end sent
+PART_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")  # an upload under cache/images/incoming
+SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class NodeError(Exception):
@@ -102,6 +105,37 @@ def deploy_id(request: dict[str, Any], key: str = "deploy_id") -> str:
     value = text(request, key)
     if not DEPLOY_ID.fullmatch(value):
         raise bad(f"{key!r} must look like one-<vm id>, not {value[:40]!r}")
+    return value
+
+
+def matching(request: dict[str, Any], key: str, pattern: re.Pattern[str], hint: str) -> str:
+    """Return the string field `key`, checked to match `pattern` whole (`hint` says how)."""
+    value = text(request, key)
+    if not pattern.fullmatch(value):
+        raise bad(f"{key!r} must be {hint}, not {value[:70]!r}")
+    return value
+
+
+def image_key(request: dict[str, Any], key: str = "key") -> str:
+    """Return an image cache key: 64 lowercase hex digits (a sha256)."""
+    return matching(request, key, IMAGE_KEY, "a sha256 in lowercase hex")
+
+
+def part_name(request: dict[str, Any], key: str = "part") -> str:
+    """Return the name of a partial upload (it becomes a file name: not "." nor "..")."""
+    value = matching(request, key, PART_NAME, "1 to 100 of A-Z a-z 0-9 . _ -")
+    if value in (".", ".."):
+        raise bad(f"{key!r} must name a file, not {value!r}")
+    return value
+
+
+def choice(
+    request: dict[str, Any], key: str, options: tuple[str, ...], default: str | None = None
+) -> str:
+    """Return the string field `key`, one of `options`."""
+    value = text(request, key, default)
+    if value not in options:
+        raise bad(f"{key!r} must be one of {', '.join(options)}, not {value[:40]!r}")
     return value
 
 

@@ -287,7 +287,7 @@ def restore(root: Path, deploy_id: str) -> dict[str, Any]:
     return {"state": "running"}
 
 
-def cleanup(root: Path, deploy_id: str) -> dict[str, Any]:
+def cleanup(root: Path, deploy_id: str, keep_disks: bool = False) -> dict[str, Any]:
     """Kill QEMU if it is still there and remove the guest's files."""
     guest = GuestDir(root, deploy_id)
     pid = _running_pid(guest)
@@ -296,7 +296,7 @@ def cleanup(root: Path, deploy_id: str) -> dict[str, Any]:
     spec = read_spec(guest)
     if spec is not None:
         attach.down(root, spec)
-    guest.remove()
+    guest.remove(keep_disks=keep_disks)
     return {}
 
 

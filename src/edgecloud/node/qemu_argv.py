@@ -16,14 +16,18 @@ def opt(value: str) -> str:
 
 
 def _disk_args(kind: str, disks: list[dict[str, Any]]) -> list[str]:
+    """Return the drives: each has the id ``disk<disk_id>`` (its index when the spec's disk
+    has no disk_id), the name QMP addresses it by (e.g. for internal snapshots)."""
     args: list[str] = []
     for index, disk in enumerate(disks):
-        drive = f"file={opt(disk['path'])},format={disk['format']}"
+        disk_id = disk.get("disk_id")
+        name = f"disk{disk_id if isinstance(disk_id, int) else index}"
+        drive = f"id={name},file={opt(disk['path'])},format={disk['format']}"
         if disk.get("readonly"):
             drive += ",readonly=on"
         if kind == "microvm":  # no PCI: virtio over MMIO
-            args += ["-drive", f"id=disk{index},{drive},if=none"]
-            args += ["-device", f"virtio-blk-device,drive=disk{index}"]
+            args += ["-drive", f"{drive},if=none"]
+            args += ["-device", f"virtio-blk-device,drive={name}"]
         else:
             args += ["-drive", f"{drive},if=virtio"]
     return args

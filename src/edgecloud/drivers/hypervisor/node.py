@@ -16,6 +16,7 @@ import logging
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from edgecloud.drivers.base import (
     DriverError,
+    Files,
     GuestSpec,
     GuestStatus,
     HostFacts,
@@ -32,6 +34,8 @@ from edgecloud.drivers.base import (
     Transport,
 )
 from edgecloud.drivers.hypervisor.agent import NodeAgent
+from edgecloud.drivers.hypervisor.disks import HostDisks, host_paths
+from edgecloud.drivers.hypervisor.moves import move_guest
 from edgecloud.drivers.hypervisor.spec import DEFAULT_BOOT_TIMEOUT, node_spec
 from edgecloud.drivers.registry import register
 from edgecloud.drivers.transport.keys import ensure_client_key
@@ -68,6 +72,12 @@ class NodeHypervisor:
         self._synced: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
         self._zip: bytes | None = None
+        self.disks = HostDisks(
+            lambda host, action, request, timeout: self._call(
+                host, action, request, timeout=timeout
+            ),
+            self._files,
+        )
         self._agents: dict[tuple[int, str], NodeAgent] = {}
         self._agent_locks: dict[tuple[int, str], threading.Lock] = {}
         self._no_agent_until: dict[tuple[int, str], float] = {}
@@ -91,6 +101,12 @@ class NodeHypervisor:
             kind=host.transport,
             host_key=host_key if host_key is not None else host.host_key,
         )
+
+    def _files(self, host: HostRef) -> Files:
+        transport = self._transport(host)
+        if not isinstance(transport, Files):
+            raise DriverError(f"the {host.transport} transport of {host.name} cannot copy files")
+        return transport
 
     def _agent(self, host: HostRef) -> NodeAgent | None:
         """Return the host's running agent, starting one when needed; None when actions
@@ -250,7 +266,7 @@ class NodeHypervisor:
     def deploy(self, host: HostRef, spec: GuestSpec) -> str:
         """Start the guest; return once it has really started (see the node's deploy)."""
         kind = spec.kind or "kvm"
-        body = node_spec(spec, kind)
+        body = node_spec(host_paths(spec, host.root), kind)
         timeout = float(body.get("boot_timeout", DEFAULT_BOOT_TIMEOUT)) + 30
         found = self._call(host, "deploy", {"kind": kind, "spec": body}, timeout=timeout)
         return str(found.get("deploy_id", body["deploy_id"]))
@@ -272,9 +288,49 @@ class NodeHypervisor:
         """Start the guest from its saved memory."""
         self._call(host, "restore", {"deploy_id": deploy_id}, timeout=300)
 
-    def cleanup(self, host: HostRef, deploy_id: str) -> None:
-        """Remove what is left of the guest on the host."""
-        self._call(host, "cleanup", {"deploy_id": deploy_id}, timeout=ACTION_TIMEOUT)
+    def cleanup(self, host: HostRef, deploy_id: str, *, keep_disks: bool = False) -> None:
+        """Remove what is left of the guest on the host (but its disks, with keep_disks)."""
+        request = {"deploy_id": deploy_id, "keep_disks": keep_disks}
+        self._call(host, "cleanup", request, timeout=ACTION_TIMEOUT)
+
+    # -- DiskStorage ------------------------------------------------------------------
+
+    def prolog(self, host: HostRef, spec: GuestSpec, *, replica: HostRef | None = None) -> None:
+        """Bring the VM's images to the host (through the replica, if any); make its disks."""
+        self.disks.prolog(host, spec, replica=replica)
+
+    def epilog(self, host: HostRef, spec: GuestSpec) -> dict[int, tuple[str, int]]:
+        """Copy persistent disks back; return {image id: (checksum, bytes)} to record."""
+        return self.disks.epilog(host, spec)
+
+    def move(
+        self, source: HostRef, target: HostRef, spec: GuestSpec, *, replica: HostRef | None
+    ) -> None:
+        """Copy a stopped guest's files to another host (cold migration)."""
+        move_guest(self.disks, source, target, spec, replica=replica)
+
+    def disk_snapshot(
+        self, host: HostRef, deploy_id: str, disk_id: int, op: str, name: str = ""
+    ) -> list[dict[str, Any]]:
+        """Create, revert, delete or list a disk's snapshots; return them afterwards."""
+        request: dict[str, Any] = {"deploy_id": deploy_id, "disk_id": disk_id, "op": op}
+        if name:
+            request["name"] = name
+        found = self._call(host, "disk_snapshot", request, timeout=300)
+        return [dict(s) for s in found.get("snapshots", ())]
+
+    def disk_saveas(
+        self, host: HostRef, deploy_id: str, disk_id: int, target: Path
+    ) -> tuple[str, int]:
+        """Flatten a (stopped) guest's disk into `target` on the front-end."""
+        part = f"saveas-{uuid.uuid4().hex}"
+        request = {"deploy_id": deploy_id, "disk_id": disk_id, "part": part}
+        self._call(host, "disk_export", request, timeout=1800)
+        try:
+            remote = f"{host.root}/cache/images/incoming/{part}"
+            return self.disks.fetch(host, remote, target)
+        finally:
+            self._call(host, "image_drop_part", {"part": part}, timeout=ACTION_TIMEOUT)
 
     def poll(self, host: HostRef, deploy_id: str) -> GuestStatus:
         """Report one guest."""

@@ -132,6 +132,7 @@ def node_spec(spec: GuestSpec, kind: str) -> dict[str, Any]:
             "path": str(d["SOURCE"]),
             "format": str(d.get("FORMAT", d.get("DRIVER", "raw"))).lower(),
             "readonly": _yes(d.get("READONLY", "no")),
+            **({"disk_id": int(d["DISK_ID"])} if str(d.get("DISK_ID", "")).isdigit() else {}),
         }
         for d in disks
         if d.get("SOURCE")

@@ -7,8 +7,16 @@ import os
 import signal
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
-from edgecloud.drivers.base import CommandResult, DriverError, EndCallback, LineCallback
+from edgecloud.drivers.base import (
+    CommandResult,
+    DriverError,
+    EndCallback,
+    LineCallback,
+    ProgressCallback,
+)
+from edgecloud.drivers.transport.files_local import copy_file
 from edgecloud.drivers.transport.stream_local import LocalStream
 
 # How long to wait for the pipes to drain once a timed-out command's group was killed.
@@ -67,6 +75,28 @@ class LocalTransport:
         """Start `argv` as a child process and talk to it in lines (see `LocalStream`)."""
         del timeout  # starting a local process does not wait
         return LocalStream(argv, on_line, on_end)
+
+    def put_file(
+        self,
+        local: Path,
+        remote: str,
+        *,
+        timeout: float,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Copy `local` to the path `remote` (on this same machine); see `Files`."""
+        return copy_file(Path(local), Path(remote), timeout=timeout, progress=progress)
+
+    def get_file(
+        self,
+        remote: str,
+        local: Path,
+        *,
+        timeout: float,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Copy the path `remote` (on this same machine) to `local`; see `Files`."""
+        return copy_file(Path(remote), Path(local), timeout=timeout, progress=progress)
 
     def close(self) -> None:
         """Nothing to drop: there is no connection."""

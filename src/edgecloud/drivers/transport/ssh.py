@@ -25,7 +25,9 @@ from edgecloud.drivers.base import (
     HostKeyMismatch,
     HostUnreachable,
     LineCallback,
+    ProgressCallback,
 )
+from edgecloud.drivers.transport import files_ssh
 from edgecloud.drivers.transport.ssh_common import (
     GRACE,
     PIN_ALGS,
@@ -121,6 +123,34 @@ class SshTransport:
         wait = timeout + 3 * self.connect_timeout + GRACE
         opening = self._open_stream(shlex.join(args), args[0], on_line, on_end, timeout)
         return call(opening, wait, self._what(args))
+
+    def put_file(
+        self,
+        local: Path,
+        remote: str,
+        *,
+        timeout: float,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Copy `local` to `remote` on the host over SFTP (see `Files` and files_ssh)."""
+        copying = files_ssh.copy(self, "put", Path(local), remote, timeout, progress)
+        return call(copying, self._copy_wait(timeout), f"copying {local} to {self.where}")
+
+    def get_file(
+        self,
+        remote: str,
+        local: Path,
+        *,
+        timeout: float,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Copy `remote` on the host to `local` over SFTP (see `Files` and files_ssh)."""
+        copying = files_ssh.copy(self, "get", Path(local), remote, timeout, progress)
+        return call(copying, self._copy_wait(timeout), f"copying {remote} from {self.where}")
+
+    def _copy_wait(self, timeout: float) -> float:
+        # Connect (and reconnect), then copy, then remove a partial file and close.
+        return timeout + 3 * self.connect_timeout + 2 * files_ssh.CLOSE_WAIT + GRACE
 
     def connect(self) -> None:
         """Open the connection now (it otherwise opens on the first `run`)."""

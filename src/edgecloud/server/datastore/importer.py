@@ -97,7 +97,11 @@ class Importer:
         """Start every pending import not already running."""
         with self.store.read() as session:
             rows = session.execute(
-                select(Image.id).where(Image.state == LOCKED, Image.origin != "upload")
+                select(Image.id).where(
+                    Image.state == LOCKED,
+                    Image.origin != "upload",
+                    Image.origin.not_like("vm:%"),  # a save-as: its request copies it
+                )
             ).all()
         for (image_id,) in rows:
             with self._lock:

@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session
 
 from edgecloud.drivers.base import DriverError, GuestSpec, HostRef, HostUnreachable
 from edgecloud.server.db.engine import Store
-from edgecloud.server.db.models import Host, Operation, OperationStep, Vm, now
+from edgecloud.server.db.models import (
+    ClusterDatastore,
+    Datastore,
+    Host,
+    Image,
+    Operation,
+    OperationStep,
+    Vm,
+    now,
+)
 from edgecloud.server.events import EventBus
 from edgecloud.server.lifecycle import capacity
 from edgecloud.server.lifecycle.drivers import Drivers, host_ref
@@ -49,6 +58,30 @@ class Job:
     target: HostRef | None
     hard: bool
     params: dict[str, Any] = field(default_factory=dict)  # the operation's, e.g. nic_id
+    replica: HostRef | None = None  # the replica host of the cluster's system datastore
+    target_replica: HostRef | None = None  # the same for the target's cluster
+
+
+def replica_of(session: Session, host: Host | None) -> HostRef | None:
+    """Return the replica host named by REPLICA_HOST (a name or id) on a system datastore
+    of the host's cluster, if there is one (and it is not a fake host)."""
+    if host is None or host.hypervisor == "fake":
+        return None
+    stmt = (
+        select(Datastore.template)
+        .join(ClusterDatastore, ClusterDatastore.datastore_id == Datastore.id)
+        .where(ClusterDatastore.cluster_id == host.cluster_id, Datastore.kind == "system")
+        .order_by(Datastore.id)
+    )
+    for template in session.scalars(stmt):
+        name = str(template.get("REPLICA_HOST", "")).strip()
+        if not name:
+            continue
+        by = Host.id == int(name) if name.isdigit() else Host.name == name
+        replica = session.scalars(select(Host).where(by)).first()
+        if replica is not None:
+            return host_ref(replica)
+    return None
 
 
 def _network(session: Session, vm: Vm, host: Host | None) -> dict[str, Any]:
@@ -204,7 +237,7 @@ class Engine:
     def run(self, op_id: int) -> None:
         """Run (or resume) one claimed operation to its end."""
         job, steps = self._load(op_id)
-        runner = StepRunner(self.drivers, job)
+        runner = StepRunner(self.drivers, job, self._record_images)
         for seq, step in enumerate(job.plan.steps):
             state = steps[seq]
             if state == "done":
@@ -256,8 +289,18 @@ class Engine:
                 target=host_ref(target) if target else None,
                 hard=bool(op.params.get("hard", False)),
                 params=dict(op.params),
+                replica=replica_of(session, host),
+                target_replica=replica_of(session, target),
             )
         return job, list(steps)
+
+    def _record_images(self, changed: dict[int, tuple[str, int]]) -> None:
+        """Keep the checksum and size of images whose persistent disk was copied back."""
+        with self.store.write() as session:
+            for image_id, (checksum, size) in changed.items():
+                image = session.get(Image, image_id)
+                if image is not None:
+                    image.checksum, image.bytes = checksum, size
 
     def _step_row(self, session: Session, job: Job, seq: int) -> OperationStep:
         row = session.scalars(

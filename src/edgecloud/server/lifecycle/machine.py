@@ -36,8 +36,16 @@ def active(lcm: str) -> State:
 # Every OpenNebula LCM state a failed step can leave a VM in (BOOT_FAILURE, EPILOG_FAILURE, ...).
 FAILURES: frozenset[State] = frozenset(active(n) for n in L if n.endswith("_FAILURE"))
 
-# Steps that leave something on a host, and the step that removes it again.
-UNDO = {"deploy": "cleanup", "restore_target": "cleanup_target", "nic_attach": "nic_detach"}
+# Steps that leave something on a host, and the step that removes it again. A failed
+# boot keeps the guest's disks (a powered-off VM's data); a failed prolog removes them.
+UNDO = {
+    "prolog": "cleanup",
+    "save": "restore",
+    "move": "cleanup_target",
+    "deploy": "cleanup_guest",
+    "restore_target": "cleanup_target",
+    "nic_attach": "nic_detach",
+}
 
 
 @dataclass(frozen=True)
@@ -94,13 +102,26 @@ def cleanup_step(fail: str = "EPILOG_FAILURE", lcm: str = "EPILOG") -> Step:
     return Step("cleanup", L[lcm], active(fail))
 
 
+def epilog_step(fail: str = "EPILOG_FAILURE", lcm: str = "EPILOG") -> Step:
+    """Return the step that copies persistent disks back to their datastore."""
+    return Step("epilog", L[lcm], active(fail))
+
+
+def _prolog(resume_from: str) -> Step:
+    if resume_from == "undeployed":
+        return Step("prolog", L["PROLOG_UNDEPLOY"], active("PROLOG_UNDEPLOY_FAILURE"))
+    return Step("prolog", L["PROLOG"], active("PROLOG_FAILURE"))
+
+
 def plan_for(
     action: str, current: State, *, hard: bool = False, live: bool = False, resume_from: str = ""
 ) -> Plan | None:
     """Return the plan of `action` in state `current`, or None if it needs no host work."""
     del hard  # hard/soft changes how a driver acts, not the steps
     if action == "deploy":
-        return Plan((_boot(resume_from),), RUNNING)
+        if resume_from == "stopped":
+            return Plan((_boot(resume_from),), RUNNING)
+        return Plan((_prolog(resume_from), _boot(resume_from)), RUNNING)
     if action == "poweroff":
         return Plan((Step("shutdown", L["SHUTDOWN_POWEROFF"], RUNNING),), POWEROFF)
     if action == "reboot":
@@ -140,11 +161,12 @@ def _stop(current: State) -> Plan:
 
 
 def _undeploy(current: State) -> Plan:
+    epilog = epilog_step("EPILOG_UNDEPLOY_FAILURE", "EPILOG_UNDEPLOY")
     cleanup = cleanup_step("EPILOG_UNDEPLOY_FAILURE", "EPILOG_UNDEPLOY")
     if current == POWEROFF:
-        return Plan((cleanup,), UNDEPLOYED, releases_host=True)
+        return Plan((epilog, cleanup), UNDEPLOYED, releases_host=True)
     shutdown = Step("shutdown", L["SHUTDOWN_UNDEPLOY"], RUNNING)
-    return Plan((shutdown, cleanup), UNDEPLOYED, releases_host=True)
+    return Plan((shutdown, epilog, cleanup), UNDEPLOYED, releases_host=True)
 
 
 def _terminate(current: State) -> Plan | None:
@@ -152,22 +174,29 @@ def _terminate(current: State) -> Plan | None:
         return None  # nothing runs on a host: the VM ends at once
     if current == RUNNING:
         shutdown = Step("shutdown", L["SHUTDOWN"], RUNNING)
-        return Plan((shutdown, cleanup_step()), DONE, releases_host=True)
-    return Plan((cleanup_step(),), DONE, releases_host=True)
+        return Plan((shutdown, epilog_step(), cleanup_step()), DONE, releases_host=True)
+    return Plan((epilog_step(), cleanup_step()), DONE, releases_host=True)
 
 
 def _migrate(current: State, *, live: bool) -> Plan:
+    """Cold: the guest's files move to the target (relayed by the front-end) and it starts
+    there; the source is cleaned up last. A failure undoes what was done: the VM is back
+    as it was on its source, and nothing of it stays on the target."""
+    done_source = Step("cleanup_source", L["EPILOG"], RUNNING)
     if current == POWEROFF:
-        move = Step("move", L["PROLOG_MIGRATE_POWEROFF"], active("PROLOG_MIGRATE_POWEROFF_FAILURE"))
-        return Plan((move,), POWEROFF, moves_host=True)
+        move = Step("move", L["PROLOG_MIGRATE_POWEROFF"], POWEROFF)
+        cleanup = Step("cleanup_source", L["PROLOG_MIGRATE_POWEROFF"], POWEROFF)
+        return Plan((move, cleanup), POWEROFF, moves_host=True)
     if current == SUSPENDED:
-        move = Step("move", L["PROLOG_MIGRATE_SUSPEND"], active("PROLOG_MIGRATE_SUSPEND_FAILURE"))
-        return Plan((move,), SUSPENDED, moves_host=True)
+        move = Step("move", L["PROLOG_MIGRATE_SUSPEND"], SUSPENDED)
+        cleanup = Step("cleanup_source", L["PROLOG_MIGRATE_SUSPEND"], SUSPENDED)
+        return Plan((move, cleanup), SUSPENDED, moves_host=True)
     if live:
         return Plan((Step("migrate_live", L["MIGRATE"], RUNNING),), RUNNING, moves_host=True)
     steps = (
         Step("save", L["SAVE_MIGRATE"], RUNNING),
-        Step("move", L["PROLOG_MIGRATE"], active("PROLOG_MIGRATE_FAILURE")),
-        Step("restore_target", L["BOOT_MIGRATE"], active("BOOT_MIGRATE_FAILURE")),
+        Step("move", L["PROLOG_MIGRATE"], RUNNING),
+        Step("restore_target", L["BOOT_MIGRATE"], RUNNING),
+        done_source,
     )
     return Plan(steps, RUNNING, moves_host=True)

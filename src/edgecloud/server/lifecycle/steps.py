@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edgecloud.drivers.base import DriverError, HostRef, Hypervisor, LiveMigration, NicHotplug
+from edgecloud.drivers.base import (
+    DiskStorage,
+    DriverError,
+    HostRef,
+    HostUnreachable,
+    Hypervisor,
+    LiveMigration,
+    NicHotplug,
+)
+
+log = logging.getLogger("edgecloud.server.steps")
 
 if TYPE_CHECKING:
     from edgecloud.server.lifecycle.drivers import Drivers
     from edgecloud.server.lifecycle.engine import Job
 
-# Steps of the storage drivers (disks to and from hosts). Until those drivers exist the
-# lifecycle records these states but nothing moves: the guest's memory image stays where
-# the hypervisor keeps it.
-STORAGE_STEPS = frozenset({"move", "move_out"})
+# Storage steps nothing does yet: a stopped VM's files stay on its host (see README).
+STORAGE_STEPS = frozenset({"move_out"})
 
 
 class StepRunner:
     """Runs the driver actions of one job."""
 
-    def __init__(self, drivers: Drivers, job: Job) -> None:
-        """Bind to the job's VM and hosts."""
+    def __init__(
+        self,
+        drivers: Drivers,
+        job: Job,
+        record_images: Callable[[dict[int, tuple[str, int]]], None] | None = None,
+    ) -> None:
+        """Bind to the job's VM and hosts; `record_images` keeps what EPILOG copied back."""
         self.drivers = drivers
         self.job = job
+        self.record_images = record_images
 
     def _hv(self) -> Hypervisor:
         if self.job.host is None:
@@ -56,6 +72,8 @@ class StepRunner:
             hv.reboot(self._host(), deploy_id, hard=self.job.hard)
         elif action == "save":
             hv.save(self._host(), deploy_id)
+        elif action in ("prolog", "epilog", "cleanup_guest", "move", "cleanup_source"):
+            self._disks(hv, action)
         elif action == "cleanup":
             hv.cleanup(self._host(), deploy_id)
         elif action == "cleanup_target":
@@ -68,6 +86,29 @@ class StepRunner:
             hv.migrate_live(self._host(), deploy_id, self._target())
         else:
             raise DriverError(f"unknown step {action}")
+
+    def _disks(self, hv: Hypervisor, action: str) -> None:
+        """Disk steps: only drivers with disks on hosts have something to do."""
+        deploy_id = self.job.spec.deploy_id
+        if not isinstance(hv, DiskStorage):  # e.g. the fake hypervisor: nothing to copy
+            if action == "cleanup_guest":
+                hv.cleanup(self._host(), deploy_id)
+            return
+        if action == "move":
+            hv.move(self._host(), self._target(), self.job.spec, replica=self.job.target_replica)
+        elif action == "cleanup_source":
+            try:  # the VM runs on its target now: a leftover on the source is only logged
+                hv.cleanup(self._host(), deploy_id)
+            except (DriverError, HostUnreachable) as exc:
+                log.warning("VM %s: cleaning its old host up: %s", self.job.vm_id, exc)
+        elif action == "prolog":
+            hv.prolog(self._host(), self.job.spec, replica=self.job.replica)
+        elif action == "epilog":
+            changed = hv.epilog(self._host(), self.job.spec)
+            if changed and self.record_images is not None:
+                self.record_images(changed)
+        else:
+            hv.cleanup(self._host(), deploy_id, keep_disks=True)
 
     def _nic(self, hv: Hypervisor, action: str) -> None:
         if not isinstance(hv, NicHotplug):
@@ -86,8 +127,17 @@ class StepRunner:
 
     def happened(self, action: str) -> bool:
         """Ask the host whether a step that was running when a front-end died took effect."""
-        if action in STORAGE_STEPS or action in ("reboot", "nic_attach", "nic_detach"):
-            return False  # cheap and harmless to repeat
+        if action in STORAGE_STEPS or action in (
+            "reboot",
+            "nic_attach",
+            "nic_detach",
+            "prolog",
+            "epilog",
+            "cleanup_guest",
+            "move",
+            "cleanup_source",
+        ):
+            return False  # harmless to repeat
         where = (
             self._target()
             if action in ("restore_target", "cleanup_target", "migrate_live")

@@ -73,7 +73,7 @@ def _begin(frontend: Any, principal: Any, images: Images, obj_id: int) -> tuple[
     for and the checksum they must have."""
     with frontend.store.write() as session:
         image: Image = images.load(session, principal, obj_id, "MANAGE")
-        if image.origin != "upload":
+        if image.origin != "upload":  # (a save-as is copied by its own request)
             raise Conflict(f"image {image.id} was not registered with upload=true", field="id")
         if image.state not in (LOCKED, ERROR):
             state = wire.IMAGE_STATES.get(image.state, str(image.state))

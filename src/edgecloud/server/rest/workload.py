@@ -24,6 +24,7 @@ from edgecloud.server.rest.deps import (
     Seconds,
 )
 from edgecloud.server.rest.images import add_image_routes
+from edgecloud.server.rest.vm_disks import add_disk_routes
 from edgecloud.server.services import guests, monitoring, nic_groups, operations, vm_nics
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
@@ -101,6 +102,7 @@ def routers() -> list[APIRouter]:
         with_list=False,
         after_write=FrontEnd.wake,
     )
+    add_disk_routes(vm_router, images)
     op_router = APIRouter(prefix="/operations", tags=["operations"], responses=ERRORS)
 
     @template_router.post(

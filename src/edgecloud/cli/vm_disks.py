@@ -1,0 +1,64 @@
+"""`edgecloud vm disk-*`: snapshots of a VM's disks, and save-as a new image."""
+
+from typing import Annotated
+
+import typer
+
+from edgecloud.api.workload import DiskSnapshot
+from edgecloud.cli.nouns import ObjId, created
+from edgecloud.cli.output import print_list
+from edgecloud.cli.vm import VM, app
+
+DiskId = Annotated[int, typer.Argument(metavar="DISK_ID", min=0, help="The disk's DISK_ID.")]
+SnapName = Annotated[str, typer.Argument(metavar="NAME", help="Snapshot name.")]
+COLUMNS = [
+    ("NAME", lambda s: s.name),
+    ("ID", lambda s: s.id),
+    ("DATE", lambda s: s.date),
+]
+
+
+def _show(ctx: typer.Context, snapshots: list[DiskSnapshot]) -> None:
+    state, _ = VM.of(ctx)
+    print_list(state.output, snapshots, COLUMNS)
+
+
+@app.command("disk-snapshot-list")
+def snapshot_list(ctx: typer.Context, obj_id: ObjId, disk_id: DiskId) -> None:
+    """List a disk's snapshots."""
+    _, vms = VM.of(ctx)
+    _show(ctx, vms.disk_snapshots(obj_id, disk_id))
+
+
+@app.command("disk-snapshot-create")
+def snapshot_create(ctx: typer.Context, obj_id: ObjId, disk_id: DiskId, name: SnapName) -> None:
+    """Snapshot a disk (the VM running or powered off)."""
+    _, vms = VM.of(ctx)
+    _show(ctx, vms.disk_snapshot_create(obj_id, disk_id, name))
+
+
+@app.command("disk-snapshot-revert")
+def snapshot_revert(ctx: typer.Context, obj_id: ObjId, disk_id: DiskId, name: SnapName) -> None:
+    """Go back to a snapshot (power the VM off first)."""
+    _, vms = VM.of(ctx)
+    _show(ctx, vms.disk_snapshot_revert(obj_id, disk_id, name))
+
+
+@app.command("disk-snapshot-delete")
+def snapshot_delete(ctx: typer.Context, obj_id: ObjId, disk_id: DiskId, name: SnapName) -> None:
+    """Delete a snapshot."""
+    _, vms = VM.of(ctx)
+    _show(ctx, vms.disk_snapshot_delete(obj_id, disk_id, name))
+
+
+@app.command("disk-saveas")
+def saveas(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    disk_id: DiskId,
+    name: Annotated[str, typer.Argument(metavar="IMAGE_NAME", help="Name of the new image.")],
+    datastore: Annotated[int | None, typer.Option(min=0, help="Image datastore id.")] = None,
+) -> None:
+    """Copy a powered-off VM's disk into a new image."""
+    state, vms = VM.of(ctx)
+    created(state, "image", vms.disk_saveas(obj_id, disk_id, name, datastore_id=datastore))
