@@ -163,3 +163,47 @@ def test_one_image_copy_two_overlays_snapshot_revert_and_saveas(
     for deploy in deploys:
         assert leftovers(net, deploy) == []
     assert admin.images.get(datablock).state_name == "READY"
+
+
+def test_a_persistent_disk_goes_back_to_its_image_and_volatile_disks_are_made(
+    admin: Client, hosts: list[Host], two_hosts: list[NetHost], tmp_path: Path
+) -> None:
+    host, net = hosts[1], two_hosts[1]
+    file = tmp_path / "persistent.raw"
+    subprocess.run(["truncate", "-s", "8M", str(file)], check=True)
+    image = admin.images.create(name="keeper", kind="DATABLOCK", persistent=True, upload=True)
+    image = admin.images.upload(image.id, file)
+    before = image.checksum
+    magic = (
+        "echo VOL=$(dd if=/dev/vdb bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' ')"
+    )
+    vm = admin.vms.create(
+        name="keeper-vm",
+        template_id=_template_id(admin, "tiny-vm"),
+        template={
+            "SCHED_REQUIREMENTS": f"ID={host.id}",
+            "DISK": [{"IMAGE_ID": str(image.id)}, {"TYPE": "fs", "SIZE": "16", "FS": "ext4"}],
+            "CONTEXT": {"START_SCRIPT": f"{COUNTER}; {magic}"},
+        },
+    )
+    made = [vm.id]
+    try:
+        _wait(admin, [vm.id], "RUNNING")
+        assert _boots(admin, vm.id, 0) == 0
+        assert "VOL=53ef" in admin.vms.console_log(vm.id)  # an ext4 superblock on vdb
+        assert admin.images.get(image.id).state_name == "USED_PERS"
+        deploy = admin.vms.get(vm.id).deploy_id
+        admin.vms.action(vm.id, "terminate", hard=True)
+        _wait(admin, [vm.id], "DONE")
+        assert leftovers(net, deploy) == []
+        after = admin.images.get(image.id)
+        assert after.state_name == "READY" and after.checksum != before  # the disk came back
+        again = _vm(admin, host, image.id, "keeper-again")
+        made.append(again.id)
+        _wait(admin, [again.id], "RUNNING")
+        assert _boots(admin, again.id, 0) == 1  # the write of the first VM is in the image
+    finally:
+        for vm_id in made:
+            if admin.vms.get(vm_id).state_name != "DONE":
+                admin.vms.action(vm_id, "terminate", hard=True)
+        _wait(admin, made, "DONE")

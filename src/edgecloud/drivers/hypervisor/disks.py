@@ -30,6 +30,9 @@ from edgecloud.drivers.base import DriverError, Files, GuestSpec, HostRef
 
 log = logging.getLogger("edgecloud.drivers.disks")
 
+# The image cache of a host is kept under its IMAGE_CACHE_MB attribute (MiB), this by
+# default: the least recently used images no disk is backed by go first.
+DEFAULT_CACHE_MB = 20 * 1024
 # Slowest link speed a copy's timeout assumes, bytes per second (and a floor).
 _MIN_RATE = 2 * 2**20
 _MIN_COPY_TIMEOUT = 120.0
@@ -209,6 +212,17 @@ class HostDisks:
         if wanted:
             deploy = spec.deploy_id or f"one-{spec.vm_id}"
             self._call(host, "disks_prolog", {"deploy_id": deploy, "disks": wanted}, 600.0)
+        if any(d.mode in ("overlay", "copy", "rootfs") for d in disks):
+            self.evict(host)
+
+    def evict(self, host: HostRef) -> list[str]:
+        """Shrink the host's image cache to its IMAGE_CACHE_MB; return the keys removed."""
+        limit = _int(host.attributes.get("IMAGE_CACHE_MB", DEFAULT_CACHE_MB)) or DEFAULT_CACHE_MB
+        found = self._call(host, "image_evict", {"max_bytes": limit * 2**20}, 300.0)
+        removed = [str(k) for k in found.get("removed", ())]
+        if removed:
+            log.info("image cache of %s: evicted %s", host.name, ", ".join(k[:12] for k in removed))
+        return removed
 
     def epilog(self, host: HostRef, spec: GuestSpec) -> dict[int, tuple[str, int]]:
         """Copy each persistent disk back over its image's file; return, by image id, the
