@@ -10,6 +10,7 @@ retried once the target is back, it completes.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -70,6 +71,8 @@ def disk_image(admin: Client, tmp_path_factory: pytest.TempPathFactory) -> int:
     with file.open("wb") as out:
         for _ in range(96):
             out.write(os.urandom(1 << 20))
+        out.seek(65536)
+        out.write(bytes(16))  # the guests' counter block starts at 0
     image = admin.images.create(name="migrating", kind="DATABLOCK", upload=True)
     admin.images.upload(image.id, file)
     return image.id
@@ -145,3 +148,48 @@ def test_a_migration_whose_target_dies_leaves_the_vm_on_its_source(
     finally:
         admin.vms.action(vm_id, "terminate", hard=True)
         _wait(admin, [vm_id], "DONE")
+
+
+UPTIME = (
+    "(while true; do echo UP=$(cut -d' ' -f1 /proc/uptime) > /dev/console; sleep 1; done)"
+    " </dev/null >/dev/null 2>&1 &"
+)
+
+
+def _ups(admin: Client, vm_id: int) -> list[float]:
+    return [float(x) for x in re.findall(r"UP=([0-9.]+)", admin.vms.console_log(vm_id))]
+
+
+def test_live_migration_keeps_the_guest_running_and_its_disk(
+    admin: Client, hosts: list[Host], two_hosts: list[NetHost], disk_image: int
+) -> None:
+    a, b = hosts
+    vm = admin.vms.create(
+        name="live",
+        template_id=_template_id(admin, "tiny-vm"),
+        template={
+            "SCHED_REQUIREMENTS": f"ID={a.id}",
+            "DISK": [{"IMAGE_ID": str(disk_image)}],
+            "CONTEXT": {"START_SCRIPT": f"{COUNTER}; {UPTIME}"},
+        },
+    )
+    try:
+        _wait(admin, [vm.id], "RUNNING")
+        assert _boots(admin, vm.id, 0) == 0  # wrote 1 into its overlay on A
+        wait_for("uptime lines", lambda: len(_ups(admin, vm.id)) >= 3, BOOT)
+        before = max(_ups(admin, vm.id))
+        deploy = admin.vms.get(vm.id).deploy_id
+        admin.vms.action(vm.id, "migrate", host_id=b.id, live=True)
+        _on(admin, vm.id, b, "ACTIVE")
+        assert leftovers(two_hosts[0], deploy) == []
+        # The console on B goes on counting from where A's stopped: no reboot.
+        wait_for("uptime on B", lambda: len(_ups(admin, vm.id)) >= 2, 60)
+        after = _ups(admin, vm.id)
+        assert min(after) >= before - 0.5
+        assert "WROTE=" not in admin.vms.console_log(vm.id)
+        _action(admin, vm.id, "poweroff", "POWEROFF")
+        _action(admin, vm.id, "resume", "RUNNING")
+        assert _boots(admin, vm.id, 0) == 1  # the block written on A came along
+    finally:
+        admin.vms.action(vm.id, "terminate", hard=True)
+        _wait(admin, [vm.id], "DONE")

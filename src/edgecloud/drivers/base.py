@@ -259,6 +259,12 @@ class DiskStorage(Protocol):
         """Copy a stopped guest's files to another host (its images through `replica`)."""
         ...
 
+    def migrate_live_disks(
+        self, source: HostRef, target: HostRef, spec: GuestSpec, *, replica: HostRef | None
+    ) -> None:
+        """Move a running guest, disks included, to another host."""
+        ...
+
     def disk_saveas(
         self, host: HostRef, deploy_id: str, disk_id: int, target: Path
     ) -> tuple[str, int]:

@@ -120,6 +120,11 @@ def _moving(name: str) -> Callable[[Request], dict[str, Any]]:
     return lambda request: getattr(_migrate(), name)(request)
 
 
+def _live(name: str) -> Callable[[Request], dict[str, Any]]:
+    """Return a handler running `name` of edgecloud.node.live."""
+    return lambda request: getattr(importlib.import_module("edgecloud.node.live"), name)(request)
+
+
 def _poll_one(base: Path, guest_kind: str, deploy: str) -> dict[str, Any]:
     if guest_kind == "lxc":
         return _lxc().poll(base, deploy)  # type: ignore[no-any-return]
@@ -198,6 +203,9 @@ ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "guest_receive": _moving("guest_receive"),
     "guest_adopt": _moving("guest_adopt"),
     "guest_discard": _moving("guest_discard"),
+    "migrate_incoming": _live("migrate_incoming"),
+    "migrate_send": _live("migrate_send"),
+    "migrate_finish": _live("migrate_finish"),
     "poll": _poll,
     "poll_all": _poll_all,
     "console_log": _console_log,
@@ -250,6 +258,9 @@ CHANGES_A_GUEST = {
     "guest_receive",
     "guest_adopt",
     "guest_discard",
+    "migrate_incoming",
+    "migrate_send",
+    "migrate_finish",
 }
 
 

@@ -1,4 +1,4 @@
-"""Cold migration of a stopped guest's files between hosts (see edgecloud.node.migrate).
+"""Moving guests between hosts: cold (files, see node.migrate) and live (see node.live).
 
 The target first gets the VM's images into its cache (through its own cluster's replica
 when it has one), then the guest's files are relayed through the front-end (SFTP down
@@ -12,13 +12,21 @@ import logging
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 from edgecloud.drivers.base import DriverError, GuestSpec, HostRef
-from edgecloud.drivers.hypervisor.disks import HostDisks, disks_of
+from edgecloud.drivers.hypervisor.disks import HostDisks, disks_of, host_paths
+from edgecloud.drivers.hypervisor.spec import node_spec
 
 log = logging.getLogger("edgecloud.drivers.moves")
 
 COPY_TIMEOUT = 3600.0
+
+
+class NodeCalls(Protocol):
+    """What a move needs of the node driver."""
+
+    disks: HostDisks
 
 
 def move_guest(
@@ -63,3 +71,49 @@ def move_guest(
         raise
     log.info("moved %s from %s to %s: %d bytes", deploy, source.name, target.name, copied)
     return copied
+
+
+def migrate_live(
+    node: NodeCalls,
+    source: HostRef,
+    target: HostRef,
+    spec: GuestSpec,
+    *,
+    replica: HostRef | None = None,
+) -> None:
+    """Move a running kvm/microvm guest to `target` without stopping it (see node.live).
+
+    The target gets its disks from its own image cache first; a failure leaves the guest
+    running on the source and removes what the target got.
+    """
+    kind = spec.kind or "kvm"
+    if kind == "lxc":
+        raise DriverError("containers do not migrate live: power off and migrate")
+    deploy = spec.deploy_id or f"one-{spec.vm_id}"
+    disks = disks_of(spec.template)
+    incremental = all(d.mode in ("overlay", "inplace", "rootfs") for d in disks)
+    node.disks.prolog(target, spec, replica=replica)
+    body = node_spec(host_paths(spec, target.root), kind)
+    try:
+        incoming = node.disks.call(
+            target,
+            "migrate_incoming",
+            {"deploy_id": deploy, "kind": kind, "spec": body, "address": target.address},
+            120.0,
+        )
+        request = {"deploy_id": deploy, "uri": incoming["uri"], "incremental": incremental}
+        node.disks.call(source, "migrate_send", {**request, "timeout": 900.0}, 960.0)
+        node.disks.call(target, "migrate_finish", {"deploy_id": deploy, "timeout": 60.0}, 90.0)
+    except BaseException:
+        try:
+            node.disks.call(target, "cleanup", {"deploy_id": deploy}, 60.0)
+        except Exception as exc:
+            log.warning(
+                "removing %s from %s after a failed migration: %s", deploy, target.name, exc
+            )
+        raise
+    try:
+        node.disks.call(source, "cleanup", {"deploy_id": deploy}, 60.0)
+    except Exception as exc:  # the guest runs on the target: a leftover is only logged
+        log.warning("removing %s from %s after its migration: %s", deploy, source.name, exc)
+    log.info("migrated %s live from %s to %s", deploy, source.name, target.name)

@@ -35,7 +35,7 @@ from edgecloud.drivers.base import (
 )
 from edgecloud.drivers.hypervisor.agent import NodeAgent
 from edgecloud.drivers.hypervisor.disks import HostDisks, host_paths
-from edgecloud.drivers.hypervisor.moves import move_guest
+from edgecloud.drivers.hypervisor.moves import migrate_live, move_guest
 from edgecloud.drivers.hypervisor.spec import DEFAULT_BOOT_TIMEOUT, node_spec
 from edgecloud.drivers.registry import register
 from edgecloud.drivers.transport.keys import ensure_client_key
@@ -308,6 +308,12 @@ class NodeHypervisor:
     ) -> None:
         """Copy a stopped guest's files to another host (cold migration)."""
         move_guest(self.disks, source, target, spec, replica=replica)
+
+    def migrate_live_disks(
+        self, source: HostRef, target: HostRef, spec: GuestSpec, *, replica: HostRef | None
+    ) -> None:
+        """Move a running guest with its disks to another host (QMP migrate over TCP)."""
+        migrate_live(self, source, target, spec, replica=replica)
 
     def disk_snapshot(
         self, host: HostRef, deploy_id: str, disk_id: int, op: str, name: str = ""

@@ -80,6 +80,10 @@ class StepRunner:
             hv.cleanup(self._target(), deploy_id)
         elif action in ("nic_attach", "nic_detach"):
             self._nic(hv, action)
+        elif action == "migrate_live" and isinstance(hv, DiskStorage):
+            hv.migrate_live_disks(
+                self._host(), self._target(), self.job.spec, replica=self.job.target_replica
+            )
         elif action == "migrate_live":
             if not isinstance(hv, LiveMigration):
                 raise DriverError(f"the {self.job.host_kind} driver cannot migrate live")
