@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -222,3 +223,48 @@ def test_a_full_datastore_is_refused_and_nothing_is_left(
         admin.datastores.delete(ds.id)
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def _bundle(path: Path, manifest: dict[str, object], files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in {"manifest.json": json.dumps(manifest).encode(), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_bundle_is_imported_and_a_bad_one_refused(
+    admin: Client, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    disk = _qcow2(tmp_path / "d.qcow2", "16M")
+    manifest = {
+        "format": "edgecloud-bundle/1",
+        "name": "bundled",
+        "template": {"CPU": 1, "MEMORY": 64},
+        "disks": [{"disk_id": 0, "file": "disk.0.qcow2", "sha256": _sha(disk), "kind": "OS"}],
+    }
+    good = _bundle(tmp_path / "good.tar", manifest, {"disk.0.qcow2": disk})
+    vm = admin.vms.import_bundle(good, name=unique("imported"))
+    image = admin.images.get(int(vm.template["DISK"][0]["IMAGE_ID"]))
+    assert (image.state_name, image.checksum, image.format) == ("USED", _sha(disk), "qcow2")
+
+    not_tar = tmp_path / "junk.tar"
+    not_tar.write_bytes(b"hello" * 100)
+    with pytest.raises(EdgecloudError) as junk:
+        admin.vms.import_bundle(not_tar)
+    assert junk.value.status == 422 and junk.value.field == "body"
+
+    wrong = {**manifest, "disks": [{**manifest["disks"][0], "sha256": _sha(b"other")}]}  # type: ignore[dict-item]
+    corrupt = _bundle(tmp_path / "corrupt.tar", wrong, {"disk.0.qcow2": disk})
+    name = unique("corrupt")
+    with pytest.raises(EdgecloudError, match="checksum mismatch") as caught:
+        admin.vms.import_bundle(corrupt, name=name)
+    assert caught.value.status == 422
+    failed = [i for i in admin.images.list() if i.name.startswith(name)]
+    assert [i.state_name for i in failed] == ["ERROR"]
+    assert not any(v.name == name for v in admin.vms.list())
+
+    other_format = _bundle(tmp_path / "v2.tar", {**manifest, "format": "x/2"}, {})
+    with pytest.raises(EdgecloudError, match="not an edgecloud-bundle/1 bundle"):
+        admin.vms.import_bundle(other_format)

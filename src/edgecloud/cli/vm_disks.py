@@ -1,12 +1,13 @@
-"""`edgecloud vm disk-*`: snapshots of a VM's disks, and save-as a new image."""
+"""`edgecloud vm disk-*`, `export`, `import`: a VM's disks, snapshots, save-as, bundles."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from edgecloud.api.workload import DiskSnapshot
 from edgecloud.cli.nouns import ObjId, created
-from edgecloud.cli.output import print_list
+from edgecloud.cli.output import print_list, report
 from edgecloud.cli.vm import VM, app
 
 DiskId = Annotated[int, typer.Argument(metavar="DISK_ID", min=0, help="The disk's DISK_ID.")]
@@ -62,3 +63,29 @@ def saveas(
     """Copy a powered-off VM's disk into a new image."""
     state, vms = VM.of(ctx)
     created(state, "image", vms.disk_saveas(obj_id, disk_id, name, datastore_id=datastore))
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Where the bundle goes.")],
+) -> None:
+    """Write a powered-off VM (template and disks) to a bundle file."""
+    state, vms = VM.of(ctx)
+    size = vms.export(obj_id, file)
+    report(state.output, None, f"exported VM {obj_id} to {file} ({size} bytes)")
+
+
+@app.command("import")
+def import_bundle(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", exists=True, dir_okay=False, help="A bundle file.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Name of the new VM.")] = None,
+    datastore: Annotated[int | None, typer.Option(min=0, help="Image datastore id.")] = None,
+) -> None:
+    """Make a VM (and images of its disks) from a bundle."""
+    state, vms = VM.of(ctx)
+    created(state, "VM", vms.import_bundle(file, name=name, datastore_id=datastore))

@@ -14,8 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgecloud.server.logs import monotonic_ms, request_id
 
-# Image uploads stream any size into a datastore (which checks its free space).
-_UPLOAD = re.compile(r"/api/v1/images/[0-9]+/upload")
+# Image uploads and VM bundles stream any size into a datastore (which checks its space).
+_UPLOAD = re.compile(r"/api/v1/images/[0-9]+/upload|/api/v1/vms/import")
 
 access_log = logging.getLogger("edgecloud.access")
 

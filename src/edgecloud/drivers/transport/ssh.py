@@ -47,6 +47,16 @@ T = TypeVar("T")
 # Commands one connection runs at once; OpenSSH's sshd allows 10 sessions (MaxSessions).
 DEFAULT_MAX_SESSIONS = 8
 _KEEPALIVE_INTERVAL = 30.0
+# AES-GCM first: with AES-NI it moves image bytes ~1.4x faster than chacha20-poly1305
+# (asyncssh's first choice); OpenSSH's sshd offers all of these by default.
+_CIPHERS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+]
 
 
 class SshTransport:
@@ -334,6 +344,7 @@ class SshTransport:
                 connect_timeout=self.connect_timeout,
                 keepalive_interval=_KEEPALIVE_INTERVAL,
                 keepalive_count_max=3,
+                encryption_algs=_CIPHERS,
             )
         except asyncssh.HostKeyNotVerifiable as exc:
             raise await self._mismatch() from exc

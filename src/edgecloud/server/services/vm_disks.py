@@ -124,16 +124,26 @@ def begin_saveas(
     return target, image.id, target_of(home, ds, image.id)
 
 
-def saveas(store: Store, drivers: Drivers, target: DiskTarget, image_id: int, path: Path) -> None:
-    """Copy the disk into the image's file; the image ends READY or ERROR with the reason."""
+def saveas_to(drivers: Drivers, target: DiskTarget, path: Path) -> tuple[str, int]:
+    """Copy the disk, flattened, to `path` on the front-end; return (checksum, bytes)."""
     driver = _driver(drivers, target)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        checksum, size = driver.disk_saveas(target.host, target.deploy_id, target.disk_id, path)
+        return driver.disk_saveas(target.host, target.deploy_id, target.disk_id, path)
+    except (HostUnreachable, DriverError) as exc:
+        raise HostFailed(f"host {target.host.name}: {exc}", field="id") from exc
+
+
+def saveas(store: Store, drivers: Drivers, target: DiskTarget, image_id: int, path: Path) -> None:
+    """Copy the disk into the image's file; the image ends READY or ERROR with the reason."""
+    try:
+        checksum, size = saveas_to(drivers, target, path)
         with path.open("rb") as stream:
             virtual = qcow2_virtual_size(stream.read(64))
-    except (HostUnreachable, DriverError, ImageFileError, OSError) as exc:
+    except (HostFailed, ImageFileError, OSError) as exc:
         finish(store, image_id, None, f"save-as of disk {target.disk_id} failed: {exc}")
+        if isinstance(exc, HostFailed):
+            raise
         raise HostFailed(f"host {target.host.name}: {exc}", field="id") from exc
     stored = Stored(path, "qcow2", size, max(1, -(-virtual // 2**20)), checksum)
     finish(store, image_id, stored)
