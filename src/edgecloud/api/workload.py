@@ -152,6 +152,10 @@ class VmAction(Body):
     host_id: Id | None = Field(default=None, description="deploy/migrate target")
     live: bool = False
     recover: Literal["success", "failure", "retry", "delete", "recreate"] | None = None
+    nic_map: dict[str, Id] | None = Field(
+        default=None,
+        description="migrate to another cluster: NIC_ID -> a vnet of the target's cluster",
+    )
 
 
 class NicAttach(Body):

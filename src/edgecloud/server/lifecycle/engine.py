@@ -40,6 +40,7 @@ from edgecloud.server.lifecycle.machine import UNDO, Plan, Step
 from edgecloud.server.lifecycle.network import network_of
 from edgecloud.server.lifecycle.steps import StepRunner
 from edgecloud.server.services.vm_lifecycle import drop_nic, finish_plan, history
+from edgecloud.server.services.vm_relocate import settle
 
 log = logging.getLogger("edgecloud.lifecycle")
 STEP_ERRORS = (DriverError, HostUnreachable, LookupError, TimeoutError, OSError)
@@ -84,11 +85,13 @@ def replica_of(session: Session, host: Host | None) -> HostRef | None:
     return None
 
 
-def _network(session: Session, vm: Vm, host: Host | None) -> dict[str, Any]:
+def _network(
+    session: Session, vm: Vm, host: Host | None, nics: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Return the VM's NICs resolved for a real host (fake hosts plug nothing in)."""
     if host is None or host.hypervisor == "fake":
         return {}
-    return network_of(session, vm, host)
+    return network_of(session, vm, host, nics)
 
 
 class Engine:
@@ -272,6 +275,9 @@ class Engine:
                 .where(OperationStep.operation_id == op_id)
                 .order_by(OperationStep.seq)
             ).all()
+            template = dict(vm.template)
+            if "nics" in op.params:  # moving to another cluster's networks (vm_relocate)
+                template["NIC"] = op.params["nics"]
             job = Job(
                 op_id=op.id,
                 vm_id=vm.id,
@@ -279,10 +285,10 @@ class Engine:
                 spec=GuestSpec(
                     vm.id,
                     vm.name,
-                    dict(vm.template),
+                    template,
                     vm.deploy_id,
                     vm.hypervisor,
-                    _network(session, vm, target or host),
+                    _network(session, vm, target or host, template.get("NIC")),
                 ),
                 host=host_ref(host) if host else None,
                 host_kind=host.hypervisor if host else "",
@@ -354,6 +360,7 @@ class Engine:
             assert vm is not None
             if job.plan.moves_host:
                 capacity.release(session, op.params.get("host_id"), vm)
+                settle(session, vm, op.params, done=False)
             vm.state, vm.lcm_state = step.fail_to
             if step.action == "nic_attach":
                 drop_nic(session, vm, op.params.get("nic_id"))  # not plugged: not kept

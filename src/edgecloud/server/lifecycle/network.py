@@ -198,9 +198,12 @@ def _cluster_template(session: Session, cluster_id: int) -> dict[str, Any]:
     return dict(cluster.template) if cluster is not None else {}
 
 
-def network_of(session: Session, vm: Vm, host: Host | None) -> dict[str, Any]:
-    """Return {"nics": [...], "host": {...}} for a VM on a host ({} without NICs)."""
-    raw = vm.template.get("NIC", []) or []
+def network_of(
+    session: Session, vm: Vm, host: Host | None, nics: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Return {"nics": [...], "host": {...}} for a VM on a host ({} without NICs); `nics`
+    replaces the VM's own (a migration to another cluster's networks)."""
+    raw = (vm.template.get("NIC", []) or []) if nics is None else nics
     if not raw or host is None:
         return {}
     nics = [n for n in (nic_of(session, dict(nic)) for nic in raw) if n is not None]

@@ -20,6 +20,7 @@ from edgecloud.server.lifecycle.machine import Plan, State
 from edgecloud.server.services import ipam, operations
 from edgecloud.server.services.images import give_back
 from edgecloud.server.services.vm_actions import QUEUED, RULES
+from edgecloud.server.services.vm_relocate import relocate_nics, settle
 
 
 def request_action(
@@ -50,8 +51,17 @@ def request_action(
         target = _required_host(body)
         if target == row.host_id:
             raise InvalidInput("host_id", f"VM {row.id} already runs on host {target}")
-        capacity.reserve(session, target, row)
+        host = capacity.reserve(session, target, row)
         params["source_host_id"] = row.host_id
+        params.pop("nic_map", None)
+        params |= relocate_nics(
+            session,
+            principal,
+            row,
+            host,
+            {str(k): v for k, v in (body.nic_map or {}).items()},
+            powered_off=current == machine.POWEROFF,
+        )
     plan = machine.plan_for(action, current, live=body.live, resume_from=row.resume_from)
     assert plan is not None, f"no plan for {action} in {current}"
     return start_plan(session, row, action, plan, params, principal.user_id)
@@ -174,6 +184,7 @@ def finish_plan(session: Session, row: Vm, plan: Plan, params: dict[str, object]
     """Move a VM to its plan's final state: host capacity, placement, DONE."""
     if plan.moves_host:
         capacity.release(session, row.host_id, row)
+        settle(session, row, params, done=True)
         target = params["host_id"]
         assert isinstance(target, int)
         host = session.get(Host, target)
