@@ -19,8 +19,9 @@ import pytest
 
 from edgecloud.api.infra import Host
 from edgecloud.client import Client
+from tests.host.conftest import NetHostsFactory
 from tests.host.test_storage_api import BOOT, COUNTER, _action, _boots, _template_id, _wait
-from tests.support.guests import leftovers, wait_for
+from tests.support.guests import add_host, leftovers, wait_for
 from tests.support.nethosts import NetHost
 
 pytestmark = pytest.mark.host
@@ -193,3 +194,24 @@ def test_live_migration_keeps_the_guest_running_and_its_disk(
     finally:
         admin.vms.action(vm.id, "terminate", hard=True)
         _wait(admin, [vm.id], "DONE")
+
+
+def test_cold_migration_to_another_cluster_keeps_the_data(
+    admin: Client, hosts: list[Host], nethosts: NetHostsFactory, disk_image: int
+) -> None:
+    (net,) = nethosts(1)
+    cluster = admin.clusters.create(name="far-site")
+    far = add_host(admin, net, cluster.id)
+    vm_id = _vm(admin, hosts[0], disk_image, "emigrant")
+    try:
+        _wait(admin, [vm_id], "RUNNING")
+        assert _boots(admin, vm_id, 0) == 0  # wrote 1
+        _action(admin, vm_id, "poweroff", "POWEROFF")
+        _migrate(admin, vm_id, far)
+        _on(admin, vm_id, far, "POWEROFF")
+        assert admin.vms.get(vm_id).cluster_id == cluster.id
+        _action(admin, vm_id, "resume", "RUNNING")
+        assert _boots(admin, vm_id, 1) == 1  # its disk crossed clusters
+    finally:
+        admin.vms.action(vm_id, "terminate", hard=True)
+        _wait(admin, [vm_id], "DONE")
