@@ -220,3 +220,41 @@ def test_an_app_image_runs_as_an_lxc_container(
     finally:
         terminate(admin, vm_id)
     print(f"\nlxc app container create -> RUNNING: {took:.2f} s")
+
+
+def test_an_uploaded_app_image_reaches_its_host_through_the_cache(
+    tiny: Tiny,
+    frontend: RunningFrontEnd,
+    admin: Client,
+    hosts: list[Host],
+    two_hosts: list[NetHost],
+    tmp_path: Path,
+) -> None:
+    """`import-oci --upload`: the rootfs goes into the image datastore as a tar; the host
+    unpacks it into its cache and the app runs from there as a container."""
+    build_layout(tmp_path / "layout", tiny.rootfs)
+    auth = f"{frontend.admin_user}:{frontend.admin_password}"
+    argv = ["--url", frontend.url, "--auth", auth, "image", "import-oci", str(tmp_path / "layout")]
+    result = CliRunner().invoke(cli, [*argv, "--name", "app-up", "--ref", "app", "--upload"])
+    assert result.exit_code == 0, result.output
+    image = admin.images.get(int(result.stdout.split()[-1]))
+    assert (image.format, image.state_name, image.path) == ("dir", "READY", "")
+    assert image.checksum.startswith("sha256:") and image.template["OCI_ENTRYPOINT"]
+    vm = admin.vms.create(
+        name="app-up",
+        template={
+            "HYPERVISOR": "lxc",
+            "CPU": "0.1",
+            "MEMORY": "64",
+            "DISK": [{"IMAGE_ID": str(image.id)}],
+            "READY_MARKER": MARKER,
+            "SCHED_REQUIREMENTS": f"ID={hosts[0].id}",
+        },
+    )
+    try:
+        wait_vms(admin, [vm.id], lambda s: s == "ACTIVE/RUNNING", timeout=BOOT)
+        assert STARTED.format(pid=1) in admin.vms.console_log(vm.id)
+        key = image.checksum.removeprefix("sha256:")
+        assert (two_hosts[0].root / "cache" / "images" / key / "app" / "run.sh").is_file()
+    finally:
+        terminate(admin, vm.id)

@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 import sys
+import tarfile
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,7 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from edgecloud.api.workload import Image, ImageKind
-from edgecloud.cli.context import cli_state
+from edgecloud.cli.context import CliState, cli_state
 from edgecloud.cli.nouns import (
     NameFilter,
     Noun,
@@ -220,15 +222,27 @@ def import_oci_image(
         Path | None,
         typer.Option("--dir", help="Where it goes (default /var/lib/edgecloud/images/NAME)."),
     ] = None,
+    upload: Annotated[
+        bool,
+        typer.Option(
+            "--upload", help="Send the rootfs (as a tar) into an image datastore instead."
+        ),
+    ] = False,
+    datastore: Annotated[int, typer.Option(min=0, help="Image datastore (--upload).")] = 1,
 ) -> None:
-    """Import an application image as a rootfs directory and register it (administrators).
+    """Import an application image as a rootfs and register it.
 
-    The rootfs lands in DIR/rootfs, the image's settings in DIR/oci.json; hosts read the
-    rootfs at that path, so DIR must be on them too (this machine, or shared storage).
+    By default (administrators) the rootfs lands in DIR/rootfs, the image's settings in
+    DIR/oci.json, and hosts read the rootfs at that path, so DIR must be on them too (this
+    machine, or shared storage). With --upload (anyone) it goes into an image datastore,
+    and hosts get it through their image cache like any other image.
     """
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise typer.BadParameter("a name usable as a directory name", param_hint="--name")
     state, images = IMAGE.of(ctx)
+    if upload:
+        created(state, "image", _upload_oci(images, source, name, ref, datastore, state))
+        return
     target = (directory or IMAGES_DIR / name).absolute()
     made = not target.exists()
     image: OciImage | None = None
@@ -259,3 +273,26 @@ def import_oci_image(
             fail(f"cannot import {source}: {exc}")
         raise
     created(state, "image", registered)
+
+
+def _upload_oci(
+    images: Images, source: Path, name: str, ref: str | None, datastore: int, state: CliState
+) -> Image:
+    """Unpack the OCI image here, tar its rootfs and upload it as a `dir` image."""
+    with tempfile.TemporaryDirectory(prefix="ec-oci-") as tmp:
+        try:
+            image = import_oci(source, Path(tmp) / "rootfs", ref=ref)
+            bundle = Path(tmp) / "rootfs.tar"
+            with tarfile.open(bundle, "w", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(image.rootfs, arcname=".")
+        except (OciError, OSError, tarfile.TarError) as exc:
+            fail(f"cannot import {source}: {exc}")
+        registered = images.create(
+            name=name,
+            datastore_id=datastore,
+            kind="OS",
+            format="dir",
+            upload=True,
+            template=oci_attributes(image),
+        )
+        return _upload(images, registered.id, bundle, quiet=state.output is not Format.TABLE)
