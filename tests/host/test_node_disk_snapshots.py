@@ -4,14 +4,8 @@ happens."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
-import shutil
-import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +13,7 @@ from typing import Any
 import pytest
 
 from edgecloud.images.tiny import Tiny, ensure_tiny
-from edgecloud.node.build import build_zipapp
-from edgecloud.node.probe import qemu_version
+from tests.host.tcg import tcg_node
 from tests.host.test_node_guests import Node, kernel_spec
 
 pytestmark = pytest.mark.host
@@ -36,22 +29,8 @@ def tiny() -> Tiny:
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
     """A Node on a fresh ROOT that knows KVM is not to be used (TCG only, no probe)."""
-    if not (shutil.which("qemu-system-x86_64") and shutil.which("qemu-img")):
-        pytest.skip("needs qemu-system-x86 and qemu-utils")
-    pyz = tmp_path / "node.pyz"
-    build_zipapp(pyz)
-    root = Path(tempfile.mkdtemp(prefix="ecdisk-", dir="/tmp"))
-    (root / "cache").mkdir()
-    verdict = {"key": f"{os.uname().release}|{qemu_version()}", "kvm": False}
-    (root / "cache" / "kvm-probe.json").write_text(json.dumps(verdict))
-    node = Node(pyz, root)
-    try:
-        yield node
-    finally:
-        for pid in node.qemu_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
+    with tcg_node(tmp_path, "ecdisk-") as made:
+        yield made
 
 
 def _content(disk: Path, scratch: Path) -> bytes:

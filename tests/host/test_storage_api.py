@@ -207,3 +207,63 @@ def test_a_persistent_disk_goes_back_to_its_image_and_volatile_disks_are_made(
             if admin.vms.get(vm_id).state_name != "DONE":
                 admin.vms.action(vm_id, "terminate", hard=True)
         _wait(admin, made, "DONE")
+
+
+# Every second: the block devices the guest sees, and vdb's size in 512-byte sectors.
+BLOCKS = (
+    "(while true; do echo BLK=$(ls /sys/block | grep vd | tr '\\n' ,)"
+    " SIZE=$(cat /sys/block/vdb/size 2>/dev/null || echo 0) > /dev/console; sleep 1; done)"
+    " </dev/null >/dev/null 2>&1 &"
+)
+
+
+def _seen(admin: Client, vm_id: int) -> tuple[str, int]:
+    found = re.findall(r"BLK=(\S*) SIZE=(\d+)", admin.vms.console_log(vm_id))
+    return (found[-1][0], int(found[-1][1])) if found else ("", 0)
+
+
+def _done(admin: Client, accepted: Any) -> None:
+    assert accepted.operation is not None
+    wait_for(
+        f"operation {accepted.operation.id}",
+        lambda: admin.operations.get(accepted.operation.id).state in ("done", "failed"),
+        BOOT,
+    )
+    op = admin.operations.get(accepted.operation.id)
+    assert op.state == "done", op.error
+
+
+def test_disks_are_hot_plugged_grown_and_unplugged(
+    admin: Client, hosts: list[Host], two_hosts: list[NetHost], datablock: int
+) -> None:
+    host, net = hosts[0], two_hosts[0]
+    vm = admin.vms.create(
+        name="hotplug",
+        template_id=_template_id(admin, "tiny-vm"),
+        template={
+            "SCHED_REQUIREMENTS": f"ID={host.id}",
+            "DISK": [{"IMAGE_ID": str(datablock)}],
+            "CONTEXT": {"START_SCRIPT": BLOCKS},
+        },
+    )
+    try:
+        _wait(admin, [vm.id], "RUNNING")
+        wait_for("the guest's block list", lambda: _seen(admin, vm.id)[0] == "vda,", BOOT)
+        _done(admin, admin.vms.disk_attach(vm.id, type="fs", size_mb=16))
+        wait_for("vdb in the guest", lambda: _seen(admin, vm.id) == ("vda,vdb,", 32768), 60)
+        _done(admin, admin.vms.disk_resize(vm.id, 1, 32))
+        wait_for("vdb grown in the guest", lambda: _seen(admin, vm.id)[1] == 65536, 60)
+        _done(admin, admin.vms.disk_detach(vm.id, 1))
+        wait_for("vdb gone from the guest", lambda: _seen(admin, vm.id)[0] == "vda,", 60)
+        deploy = admin.vms.get(vm.id).deploy_id
+        assert not (net.root / "guests" / deploy / "disk.1").exists()
+        # Powered off: the disk is made on the host, and the guest boots with it.
+        _action(admin, vm.id, "poweroff", "POWEROFF")
+        _done(admin, admin.vms.disk_attach(vm.id, type="fs", size_mb=8))
+        assert (net.root / "guests" / deploy / "disk.1").exists()  # the freed id again
+        _action(admin, vm.id, "resume", "RUNNING")
+        wait_for("vdb after the boot", lambda: _seen(admin, vm.id) == ("vda,vdb,", 16384), BOOT)
+    finally:
+        if admin.vms.get(vm.id).state_name != "DONE":
+            admin.vms.action(vm.id, "terminate", hard=True)
+        _wait(admin, [vm.id], "DONE")

@@ -310,3 +310,21 @@ class DiskSaveAs(Body):
 
     name: Name
     datastore_id: Id | None = None
+
+
+class DiskAttach(Body):
+    """Attach a disk: an image (by id or name), or a new volatile disk of `size_mb`."""
+
+    image_id: Id | None = None
+    image: Name | None = Field(default=None, description="the image's name")
+    type: Literal["fs", "swap"] | None = Field(
+        default=None, description="a volatile disk (give size_mb, and fs for fs)"
+    )
+    size_mb: int | None = Field(default=None, ge=1, le=16 * 1024 * 1024)
+    fs: Literal["raw", "ext4"] | None = None
+
+
+class DiskResize(Body):
+    """Grow a disk (never shrink)."""
+
+    size_mb: int = Field(ge=1, le=16 * 1024 * 1024)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from edgecloud.api.workload import DiskSnapshot
+from edgecloud.api.workload import DiskSnapshot, VmActionAccepted
 from edgecloud.cli.nouns import ObjId, created
 from edgecloud.cli.output import print_list, report
 from edgecloud.cli.vm import VM, app
@@ -89,3 +89,48 @@ def import_bundle(
     """Make a VM (and images of its disks) from a bundle."""
     state, vms = VM.of(ctx)
     created(state, "VM", vms.import_bundle(file, name=name, datastore_id=datastore))
+
+
+@app.command("disk-attach")
+def disk_attach(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    image: Annotated[str | None, typer.Option(help="An image, by id or name.")] = None,
+    volatile: Annotated[
+        str | None, typer.Option("--type", help="A new volatile disk: fs or swap.")
+    ] = None,
+    size: Annotated[int | None, typer.Option(min=1, help="Size in MiB.")] = None,
+    fs: Annotated[str | None, typer.Option(help="File system of an fs disk: raw or ext4.")] = None,
+) -> None:
+    """Attach a disk (hot-plugged into a running VM)."""
+    state, vms = VM.of(ctx)
+    body: dict[str, object] = {"size_mb": size, "type": volatile, "fs": fs}
+    if image is not None:
+        body["image_id" if image.isdigit() else "image"] = int(image) if image.isdigit() else image
+    done = vms.disk_attach(obj_id, **{k: v for k, v in body.items() if v is not None})
+    report(state.output, done, f"VM {obj_id}: disk attach " + _queued(done))
+
+
+@app.command("disk-detach")
+def disk_detach(ctx: typer.Context, obj_id: ObjId, disk_id: DiskId) -> None:
+    """Detach a disk (a persistent one is copied back to its image)."""
+    state, vms = VM.of(ctx)
+    done = vms.disk_detach(obj_id, disk_id)
+    report(state.output, done, f"VM {obj_id}: disk {disk_id} detach " + _queued(done))
+
+
+@app.command("disk-resize")
+def disk_resize(
+    ctx: typer.Context,
+    obj_id: ObjId,
+    disk_id: DiskId,
+    size: Annotated[int, typer.Argument(metavar="SIZE_MB", min=1, help="New size in MiB.")],
+) -> None:
+    """Grow a disk."""
+    state, vms = VM.of(ctx)
+    done = vms.disk_resize(obj_id, disk_id, size)
+    report(state.output, done, f"VM {obj_id}: disk {disk_id} resize " + _queued(done))
+
+
+def _queued(done: VmActionAccepted) -> str:
+    return f"queued (operation {done.operation.id})" if done.operation else "recorded"

@@ -103,3 +103,20 @@ class VmDisks:
             timeout=timeout,
         )
         return workload.Vm.model_validate(self.client.check(response))
+
+    def _accepted(self, method: str, path: str, body: Any = None) -> workload.VmActionAccepted:
+        data = self.client.request(method, path, json=body)
+        return workload.VmActionAccepted.model_validate(data)
+
+    def disk_attach(self, obj_id: int, **disk: Any) -> workload.VmActionAccepted:
+        """Attach a disk: image_id= or image= (a name), or type="fs"/"swap" with size_mb=."""
+        return self._accepted("POST", f"{self.path}/{obj_id}/disks", disk)
+
+    def disk_detach(self, obj_id: int, disk_id: int) -> workload.VmActionAccepted:
+        """Detach a disk."""
+        return self._accepted("DELETE", f"{self.path}/{obj_id}/disks/{disk_id}")
+
+    def disk_resize(self, obj_id: int, disk_id: int, size_mb: int) -> workload.VmActionAccepted:
+        """Grow a disk to `size_mb`."""
+        path = f"{self.path}/{obj_id}/disks/{disk_id}/resize"
+        return self._accepted("POST", path, {"size_mb": size_mb})

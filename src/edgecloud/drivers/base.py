@@ -265,6 +265,21 @@ class DiskStorage(Protocol):
         """Move a running guest, disks included, to another host."""
         ...
 
+    def disk_attach(self, host: HostRef, spec: GuestSpec, disk_id: int) -> None:
+        """Make one of the VM's disks on the host (hot-plugged when the guest runs)."""
+        ...
+
+    def disk_detach(
+        self, host: HostRef, spec: GuestSpec, disk_id: int
+    ) -> dict[int, tuple[str, int]]:
+        """Remove a disk (unplugged first); a persistent one is copied back: its image's
+        new (checksum, bytes) are returned by image id."""
+        ...
+
+    def disk_resize(self, host: HostRef, deploy_id: str, disk_id: int, size_mb: int) -> None:
+        """Grow a disk (live when the guest runs)."""
+        ...
+
     def disk_saveas(
         self, host: HostRef, deploy_id: str, disk_id: int, target: Path
     ) -> tuple[str, int]:

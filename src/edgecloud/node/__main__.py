@@ -188,6 +188,11 @@ def _imagexfer() -> ModuleType:
     return importlib.import_module("edgecloud.node.imagexfer")
 
 
+def _disks_hotplug() -> ModuleType:
+    """Import disk_attach, disk_detach and disk_resize on first use."""
+    return importlib.import_module("edgecloud.node.disks_hotplug")
+
+
 ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "version": lambda request: {"version": version()},
     "probe": lambda request: importlib.import_module("edgecloud.node.probe").probe(
@@ -238,6 +243,9 @@ ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "disk_snapshot": lambda request: importlib.import_module(
         "edgecloud.node.disks_snapshot"
     ).snapshot(request),
+    "disk_attach": lambda request: _disks_hotplug().attach(request),
+    "disk_detach": lambda request: _disks_hotplug().detach(request),
+    "disk_resize": lambda request: _disks_hotplug().resize(request),
 }
 
 
@@ -254,6 +262,9 @@ CHANGES_A_GUEST = {
     "disks_prolog",
     "disk_snapshot",
     "disk_export",
+    "disk_attach",
+    "disk_detach",
+    "disk_resize",
     "guest_files",
     "guest_receive",
     "guest_adopt",

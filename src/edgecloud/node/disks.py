@@ -83,25 +83,30 @@ def disk_format(guest: GuestDir, disk_id: int, path: Path) -> str:
     return str(fmt)
 
 
+def parse_disk(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return one disk as disks_prolog takes it, checked (also used by disk_attach)."""
+    disk: dict[str, Any] = {
+        "disk_id": integer(raw, "disk_id"),
+        "mode": choice(raw, "mode", MODES),
+    }
+    if disk["mode"] == "volatile":
+        disk.update(image=None, format="raw", size_mb=integer(raw, "size_mb", minimum=1))
+        disk["fs"] = choice(raw, "fs", FILESYSTEMS, "raw")
+    else:
+        disk.update(image=image_key(raw, "image"), format=choice(raw, "format", FORMATS))
+        size = raw.get("size_mb")
+        disk["size_mb"] = None if size is None else integer(raw, "size_mb", minimum=1)
+    return disk
+
+
 def _parse(raw: Any, index: int) -> dict[str, Any]:
     """Return one disk of a prolog request, checked."""
     if not isinstance(raw, dict):
         raise bad(f"'disks' item {index} must be an object")
     try:
-        disk: dict[str, Any] = {
-            "disk_id": integer(raw, "disk_id"),
-            "mode": choice(raw, "mode", MODES),
-        }
-        if disk["mode"] == "volatile":
-            disk.update(image=None, format="raw", size_mb=integer(raw, "size_mb", minimum=1))
-            disk["fs"] = choice(raw, "fs", FILESYSTEMS, "raw")
-        else:
-            disk.update(image=image_key(raw, "image"), format=choice(raw, "format", FORMATS))
-            size = raw.get("size_mb")
-            disk["size_mb"] = None if size is None else integer(raw, "size_mb", minimum=1)
+        return parse_disk(raw)
     except NodeError as exc:
         raise bad(f"'disks' item {index}: {exc.message}") from None
-    return disk
 
 
 def _parse_all(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -157,7 +162,7 @@ def _make(base: Path, disk: dict[str, Any], target: Path) -> None:
         run(["qemu-img", "resize", "-q", "-f", disk["format"], str(target), *grow])
 
 
-def _write_records(guest: GuestDir, records: dict[int, dict[str, Any]]) -> None:
+def write_records(guest: GuestDir, records: dict[int, dict[str, Any]]) -> None:
     """Write disks.json atomically (the image cache reads it without the guest lock)."""
     target = guest.path / DISKS_JSON
     scratch = target.with_name(f".{DISKS_JSON}.{os.getpid()}-{threading.get_ident()}")
@@ -215,7 +220,7 @@ def prolog(request: dict[str, Any]) -> dict[str, Any]:
                 virtual = int(info(path, record["format"]).get("virtual-size") or 0)
                 record = records[disk["disk_id"]] = {**record, "virtual_size": virtual}
                 answer.append({k: record[k] for k in ("disk_id", "path", "format", "virtual_size")})
-            _write_records(guest, records)
+            write_records(guest, records)
         except BaseException:
             for path in made:
                 path.unlink(missing_ok=True)

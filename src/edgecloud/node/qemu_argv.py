@@ -17,7 +17,12 @@ def opt(value: str) -> str:
 
 def _disk_args(kind: str, disks: list[dict[str, Any]]) -> list[str]:
     """Return the drives: each has the id ``disk<disk_id>`` (its index when the spec's disk
-    has no disk_id), the name QMP addresses it by (e.g. for internal snapshots)."""
+    has no disk_id), the name QMP addresses it by (e.g. for internal snapshots).
+
+    A kvm disk whose PCI slot was recorded (``pci_slot``, after a disk hotplug: see
+    disks_hotplug.py) gets its device ``disk<disk_id>-dev`` back in that slot, so a
+    restore rebuilds the machine that was saved.
+    """
     args: list[str] = []
     for index, disk in enumerate(disks):
         disk_id = disk.get("disk_id")
@@ -25,9 +30,13 @@ def _disk_args(kind: str, disks: list[dict[str, Any]]) -> list[str]:
         drive = f"id={name},file={opt(disk['path'])},format={disk['format']}"
         if disk.get("readonly"):
             drive += ",readonly=on"
+        slot = disk.get("pci_slot")
         if kind == "microvm":  # no PCI: virtio over MMIO
             args += ["-drive", f"{drive},if=none"]
             args += ["-device", f"virtio-blk-device,drive={name}"]
+        elif isinstance(slot, int) and not isinstance(slot, bool):
+            args += ["-drive", f"{drive},if=none"]
+            args += ["-device", f"virtio-blk-pci,drive={name},id={name}-dev,addr={slot:#x}"]
         else:
             args += ["-drive", f"{drive},if=virtio"]
     return args

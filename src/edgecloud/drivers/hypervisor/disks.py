@@ -180,35 +180,46 @@ class HostDisks:
 
     # -- PROLOG / EPILOG ----------------------------------------------------------------
 
+    def _item(self, host: HostRef, disk: Disk, replica: HostRef | None) -> dict[str, Any] | None:
+        """Bring the disk's image to the host; return its disks_prolog item (None: no file)."""
+        if disk.mode in ("overlay", "copy"):
+            self.ensure_image(host, disk, replica=replica)
+            item: dict[str, Any] = {
+                "disk_id": disk.disk_id,
+                "mode": disk.mode,
+                "image": disk.key,
+                "format": disk.format,
+            }
+            if disk.size_mb:
+                item["size_mb"] = disk.size_mb
+            return item
+        if disk.mode == "rootfs":
+            self.ensure_image(host, disk, unpack=True)  # a tree: not through the replica
+        elif disk.mode == "volatile":
+            if disk.size_mb <= 0:
+                raise DriverError(f"volatile disk {disk.disk_id} needs a SIZE in MiB")
+            return {
+                "disk_id": disk.disk_id,
+                "mode": "volatile",
+                "size_mb": disk.size_mb,
+                "fs": disk.fs,
+            }
+        return None
+
+    def disk_item(self, host: HostRef, spec: GuestSpec, disk_id: int) -> dict[str, Any]:
+        """Bring one disk's image to the host; return what disk_attach makes of it."""
+        for disk in disks_of(spec.template):
+            if disk.disk_id == disk_id:
+                item = self._item(host, disk, None)
+                if item is None:
+                    raise DriverError(f"disk {disk_id} is not a disk made on the host")
+                return item
+        raise DriverError(f"VM {spec.vm_id} has no disk {disk_id}")
+
     def prolog(self, host: HostRef, spec: GuestSpec, *, replica: HostRef | None = None) -> None:
         """Cache the VM's images on the host and make its disks (kept if already there)."""
         disks = disks_of(spec.template)
-        wanted: list[dict[str, Any]] = []
-        for disk in disks:
-            if disk.mode in ("overlay", "copy"):
-                self.ensure_image(host, disk, replica=replica)
-                item: dict[str, Any] = {
-                    "disk_id": disk.disk_id,
-                    "mode": disk.mode,
-                    "image": disk.key,
-                    "format": disk.format,
-                }
-                if disk.size_mb:
-                    item["size_mb"] = disk.size_mb
-                wanted.append(item)
-            elif disk.mode == "rootfs":
-                self.ensure_image(host, disk, unpack=True)  # a tree: not through the replica
-            elif disk.mode == "volatile":
-                if disk.size_mb <= 0:
-                    raise DriverError(f"volatile disk {disk.disk_id} needs a SIZE in MiB")
-                wanted.append(
-                    {
-                        "disk_id": disk.disk_id,
-                        "mode": "volatile",
-                        "size_mb": disk.size_mb,
-                        "fs": disk.fs,
-                    }
-                )
+        wanted = [item for d in disks if (item := self._item(host, d, replica)) is not None]
         if wanted:
             deploy = spec.deploy_id or f"one-{spec.vm_id}"
             self._call(host, "disks_prolog", {"deploy_id": deploy, "disks": wanted}, 600.0)

@@ -16,7 +16,6 @@ import logging
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from edgecloud.drivers.base import (
 )
 from edgecloud.drivers.hypervisor.agent import NodeAgent
 from edgecloud.drivers.hypervisor.disks import HostDisks, host_paths
-from edgecloud.drivers.hypervisor.moves import migrate_live, move_guest
+from edgecloud.drivers.hypervisor.node_disks import NodeDisks
 from edgecloud.drivers.hypervisor.spec import DEFAULT_BOOT_TIMEOUT, node_spec
 from edgecloud.drivers.registry import register
 from edgecloud.drivers.transport.keys import ensure_client_key
@@ -59,7 +58,7 @@ class NodeMissing(DriverError):
     """The host has no node code (or an unreadable one) yet."""
 
 
-class NodeHypervisor:
+class NodeHypervisor(NodeDisks):
     """One driver for every kind the node code runs; kvm, lxc and microvm hosts share it."""
 
     def __init__(
@@ -292,51 +291,6 @@ class NodeHypervisor:
         """Remove what is left of the guest on the host (but its disks, with keep_disks)."""
         request = {"deploy_id": deploy_id, "keep_disks": keep_disks}
         self._call(host, "cleanup", request, timeout=ACTION_TIMEOUT)
-
-    # -- DiskStorage ------------------------------------------------------------------
-
-    def prolog(self, host: HostRef, spec: GuestSpec, *, replica: HostRef | None = None) -> None:
-        """Bring the VM's images to the host (through the replica, if any); make its disks."""
-        self.disks.prolog(host, spec, replica=replica)
-
-    def epilog(self, host: HostRef, spec: GuestSpec) -> dict[int, tuple[str, int]]:
-        """Copy persistent disks back; return {image id: (checksum, bytes)} to record."""
-        return self.disks.epilog(host, spec)
-
-    def move(
-        self, source: HostRef, target: HostRef, spec: GuestSpec, *, replica: HostRef | None
-    ) -> None:
-        """Copy a stopped guest's files to another host (cold migration)."""
-        move_guest(self.disks, source, target, spec, replica=replica)
-
-    def migrate_live_disks(
-        self, source: HostRef, target: HostRef, spec: GuestSpec, *, replica: HostRef | None
-    ) -> None:
-        """Move a running guest with its disks to another host (QMP migrate over TCP)."""
-        migrate_live(self, source, target, spec, replica=replica)
-
-    def disk_snapshot(
-        self, host: HostRef, deploy_id: str, disk_id: int, op: str, name: str = ""
-    ) -> list[dict[str, Any]]:
-        """Create, revert, delete or list a disk's snapshots; return them afterwards."""
-        request: dict[str, Any] = {"deploy_id": deploy_id, "disk_id": disk_id, "op": op}
-        if name:
-            request["name"] = name
-        found = self._call(host, "disk_snapshot", request, timeout=300)
-        return [dict(s) for s in found.get("snapshots", ())]
-
-    def disk_saveas(
-        self, host: HostRef, deploy_id: str, disk_id: int, target: Path
-    ) -> tuple[str, int]:
-        """Flatten a (stopped) guest's disk into `target` on the front-end."""
-        part = f"saveas-{uuid.uuid4().hex}"
-        request = {"deploy_id": deploy_id, "disk_id": disk_id, "part": part}
-        self._call(host, "disk_export", request, timeout=1800)
-        try:
-            remote = f"{host.root}/cache/images/incoming/{part}"
-            return self.disks.fetch(host, remote, target)
-        finally:
-            self._call(host, "image_drop_part", {"part": part}, timeout=ACTION_TIMEOUT)
 
     def poll(self, host: HostRef, deploy_id: str) -> GuestStatus:
         """Report one guest."""

@@ -39,7 +39,13 @@ from edgecloud.server.lifecycle.drivers import Drivers, host_ref
 from edgecloud.server.lifecycle.machine import UNDO, Plan, Step
 from edgecloud.server.lifecycle.network import network_of
 from edgecloud.server.lifecycle.steps import StepRunner
-from edgecloud.server.services.vm_lifecycle import drop_nic, finish_plan, history
+from edgecloud.server.services.vm_lifecycle import (
+    DISK_STEPS,
+    disk_settle,
+    drop_nic,
+    finish_plan,
+    history,
+)
 from edgecloud.server.services.vm_relocate import settle
 
 log = logging.getLogger("edgecloud.lifecycle")
@@ -364,6 +370,8 @@ class Engine:
             vm.state, vm.lcm_state = step.fail_to
             if step.action == "nic_attach":
                 drop_nic(session, vm, op.params.get("nic_id"))  # not plugged: not kept
+            if step.action in DISK_STEPS:
+                disk_settle(session, vm, step.action, op.params, done=False)
             vm.error = message + "".join(f"; undo {e}" for e in undo_errors)
             vm.updated_at = now()
             op.state, op.error, op.claimed_by = "failed", vm.error, ""

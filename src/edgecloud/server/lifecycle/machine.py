@@ -45,6 +45,7 @@ UNDO = {
     "deploy": "cleanup_guest",
     "restore_target": "cleanup_target",
     "nic_attach": "nic_detach",
+    "disk_attach": "disk_detach",
 }
 
 

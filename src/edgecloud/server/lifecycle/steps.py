@@ -24,6 +24,19 @@ if TYPE_CHECKING:
 
 # Storage steps nothing does yet: a stopped VM's files stay on its host (see README).
 STORAGE_STEPS = frozenset({"move_out"})
+# Steps of the disks on hosts (DiskStorage drivers; nothing to do for the others).
+DISK_ACTIONS = frozenset(
+    {
+        "prolog",
+        "epilog",
+        "cleanup_guest",
+        "move",
+        "cleanup_source",
+        "disk_attach",
+        "disk_detach",
+        "disk_resize",
+    }
+)
 
 
 class StepRunner:
@@ -72,7 +85,7 @@ class StepRunner:
             hv.reboot(self._host(), deploy_id, hard=self.job.hard)
         elif action == "save":
             hv.save(self._host(), deploy_id)
-        elif action in ("prolog", "epilog", "cleanup_guest", "move", "cleanup_source"):
+        elif action in DISK_ACTIONS:
             self._disks(hv, action)
         elif action == "cleanup":
             hv.cleanup(self._host(), deploy_id)
@@ -98,7 +111,17 @@ class StepRunner:
             if action == "cleanup_guest":
                 hv.cleanup(self._host(), deploy_id)
             return
-        if action == "move":
+        disk_id = self.job.params.get("disk_id")
+        if action == "disk_attach":
+            hv.disk_attach(self._host(), self.job.spec, int(str(disk_id)))
+        elif action == "disk_detach":
+            changed = hv.disk_detach(self._host(), self.job.spec, int(str(disk_id)))
+            if changed and self.record_images is not None:
+                self.record_images(changed)
+        elif action == "disk_resize":
+            size = int(str(self.job.params.get("size_mb")))
+            hv.disk_resize(self._host(), deploy_id, int(str(disk_id)), size)
+        elif action == "move":
             hv.move(self._host(), self._target(), self.job.spec, replica=self.job.target_replica)
         elif action == "cleanup_source":
             try:  # the VM runs on its target now: a leftover on the source is only logged
@@ -131,17 +154,12 @@ class StepRunner:
 
     def happened(self, action: str) -> bool:
         """Ask the host whether a step that was running when a front-end died took effect."""
-        if action in STORAGE_STEPS or action in (
+        if action in STORAGE_STEPS or action in DISK_ACTIONS or action in (
             "reboot",
             "nic_attach",
             "nic_detach",
-            "prolog",
-            "epilog",
-            "cleanup_guest",
-            "move",
-            "cleanup_source",
         ):
-            return False  # harmless to repeat
+            return False  # harmless to repeat (every disk action keeps what is there)
         where = (
             self._target()
             if action in ("restore_target", "cleanup_target", "migrate_live")

@@ -200,8 +200,23 @@ def finish_plan(session: Session, row: Vm, plan: Plan, params: dict[str, object]
         row.host_id = None
     if any(step.action == "nic_detach" for step in plan.steps):
         drop_nic(session, row, params.get("nic_id"))  # unplugged: its address goes back
+    for step in plan.steps:
+        if step.action in DISK_STEPS:
+            disk_settle(session, row, step.action, params, done=True)
     row.state, row.lcm_state = plan.done
     row.updated_at = now()
+
+
+DISK_STEPS = ("disk_attach", "disk_detach", "disk_resize")
+
+
+def disk_settle(
+    session: Session, row: Vm, action: str, params: dict[str, object], *, done: bool
+) -> None:
+    """Apply a disk operation's outcome to the template (see vm_disk_changes.settle)."""
+    from edgecloud.server.services import vm_disk_changes  # it imports this module
+
+    vm_disk_changes.settle(session, row, action, params, done=done)
 
 
 def drop_nic(session: Session, row: Vm, nic_id: object) -> None:

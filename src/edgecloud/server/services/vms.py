@@ -61,7 +61,7 @@ class Vms(OwnedResource[Vm, wire.VmCreate, wire.VmUpdate, wire.Vm]):
                 vms=1, cpu=shape.cpu, memory_mb=shape.memory_mb, system_disk_mb=shape.disk_mb
             ),
         )
-        _resolve_disks(session, principal, attrs)
+        resolve_disks(session, principal, attrs)
         row = objects.new_owned(
             principal,
             Vm(
@@ -193,10 +193,12 @@ class Vms(OwnedResource[Vm, wire.VmCreate, wire.VmUpdate, wire.Vm]):
         return [wire.HistoryRecord.model_validate(r) for r in rows]
 
 
-def _resolve_disks(session: Session, principal: Principal, attrs: dict[str, Any]) -> None:
+def resolve_disks(
+    session: Session, principal: Principal, attrs: dict[str, Any], field_prefix: str = "template."
+) -> None:
     """Fill in each disk's image (SOURCE, FORMAT, TYPE) and the OS's kernel and initrd files."""
     for index, disk in enumerate(attrs.get("DISK", [])):
-        field = f"template.DISK[{index}]"
+        field = f"{field_prefix}DISK[{index}]"
         if "IMAGE_ID" in disk:
             image = load(session, principal, Image, "IMAGE", int(disk["IMAGE_ID"]), right="USE")
         elif "IMAGE" in disk:
