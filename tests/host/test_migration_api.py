@@ -20,7 +20,16 @@ import pytest
 from edgecloud.api.infra import Host
 from edgecloud.client import Client
 from tests.host.conftest import NetHostsFactory
-from tests.host.test_storage_api import BOOT, COUNTER, _action, _boots, _template_id, _wait
+from tests.host.test_storage_api import (
+    BLOCKS,
+    BOOT,
+    COUNTER,
+    _action,
+    _boots,
+    _seen,
+    _template_id,
+    _wait,
+)
 from tests.support.guests import add_host, leftovers, wait_for
 from tests.support.nethosts import NetHost
 
@@ -171,7 +180,7 @@ def test_live_migration_keeps_the_guest_running_and_its_disk(
         template={
             "SCHED_REQUIREMENTS": f"ID={a.id}",
             "DISK": [{"IMAGE_ID": str(disk_image)}],
-            "CONTEXT": {"START_SCRIPT": f"{COUNTER}; {UPTIME}"},
+            "CONTEXT": {"START_SCRIPT": f"{COUNTER}\n{UPTIME}\n{BLOCKS}"},
         },
     )
     try:
@@ -187,6 +196,7 @@ def test_live_migration_keeps_the_guest_running_and_its_disk(
         wait_for("uptime on B", lambda: len(_ups(admin, vm.id)) >= 2, 60)
         after = _ups(admin, vm.id)
         assert min(after) >= before - 0.5
+        assert _seen(admin, vm.id)[0] == "vda,"
         assert "WROTE=" not in admin.vms.console_log(vm.id)
         _action(admin, vm.id, "poweroff", "POWEROFF")
         _action(admin, vm.id, "resume", "RUNNING")

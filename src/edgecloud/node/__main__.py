@@ -211,6 +211,7 @@ ACTIONS: dict[str, Callable[[Request], dict[str, Any]]] = {
     "migrate_incoming": _live("migrate_incoming"),
     "migrate_send": _live("migrate_send"),
     "migrate_finish": _live("migrate_finish"),
+    "guest_layout": _live("guest_layout"),
     "poll": _poll,
     "poll_all": _poll_all,
     "console_log": _console_log,

@@ -155,6 +155,8 @@ def _disks(spec: dict[str, Any]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"path": path, "format": fmt, "readonly": flag(disk, "readonly")}
         if disk.get("disk_id") is not None:
             entry["disk_id"] = integer(disk, "disk_id")
+        if disk.get("pci_slot") is not None:  # where a hot-plug put it (see disks_hotplug)
+            entry["pci_slot"] = integer(disk, "pci_slot", minimum=1)
         disks.append(entry)
     return disks
 

@@ -89,6 +89,24 @@ async def _send(client: QMPClient, uri: str, incremental: bool, deadline: float)
         await asyncio.sleep(0.1)
 
 
+def guest_layout(request: dict[str, Any]) -> dict[str, Any]:
+    """Return where hot-plugs put the guest's disks and NICs (PCI slots from spec.json): the
+    target of a live migration must build the same machine."""
+    guest = GuestDir(root(request), deploy_id(request))
+    spec = read_spec(guest) or {}
+    disks = [
+        {"disk_id": d["disk_id"], "pci_slot": d["pci_slot"]}
+        for d in spec.get("disks") or []
+        if isinstance(d, dict) and d.get("pci_slot") is not None and d.get("disk_id") is not None
+    ]
+    nics = [
+        {"nic_id": n["nic_id"], "pci_slot": n["pci_slot"]}
+        for n in spec.get("nics") or []
+        if isinstance(n, dict) and n.get("pci_slot") is not None and n.get("nic_id") is not None
+    ]
+    return {"disks": disks, "nics": nics}
+
+
 def migrate_send(request: dict[str, Any]) -> dict[str, Any]:
     """Stream the running guest to `uri`; stop it here once the target has it all."""
     base = root(request)

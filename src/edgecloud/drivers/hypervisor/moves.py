@@ -12,7 +12,7 @@ import logging
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from edgecloud.drivers.base import DriverError, GuestSpec, HostRef
 from edgecloud.drivers.hypervisor.disks import HostDisks, disks_of, host_paths
@@ -93,7 +93,10 @@ def migrate_live(
     disks = disks_of(spec.template)
     incremental = all(d.mode in ("overlay", "inplace", "rootfs") for d in disks)
     node.disks.prolog(target, spec, replica=replica)
-    body = node_spec(host_paths(spec, target.root), kind)
+    body = _same_layout(
+        node_spec(host_paths(spec, target.root), kind),
+        node.disks.call(source, "guest_layout", {"deploy_id": deploy}, 60.0),
+    )
     try:
         incoming = node.disks.call(
             target,
@@ -117,3 +120,17 @@ def migrate_live(
     except Exception as exc:  # the guest runs on the target: a leftover is only logged
         log.warning("removing %s from %s after its migration: %s", deploy, source.name, exc)
     log.info("migrated %s live from %s to %s", deploy, source.name, target.name)
+
+
+def _same_layout(body: dict[str, Any], layout: dict[str, Any]) -> dict[str, Any]:
+    """Put the source's hot-plugged disks and NICs in the same PCI slots on the target."""
+    slots = {
+        kind: {int(item[key]): int(item["pci_slot"]) for item in layout.get(kind, ())}
+        for kind, key in (("disks", "disk_id"), ("nics", "nic_id"))
+    }
+    for kind, key in (("disks", "disk_id"), ("nics", "nic_id")):
+        for item in body.get(kind) or []:
+            slot = slots[kind].get(int(item.get(key, -1)))
+            if slot is not None:
+                item["pci_slot"] = slot
+    return body

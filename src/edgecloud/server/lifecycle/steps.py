@@ -154,10 +154,15 @@ class StepRunner:
 
     def happened(self, action: str) -> bool:
         """Ask the host whether a step that was running when a front-end died took effect."""
-        if action in STORAGE_STEPS or action in DISK_ACTIONS or action in (
-            "reboot",
-            "nic_attach",
-            "nic_detach",
+        if (
+            action in STORAGE_STEPS
+            or action in DISK_ACTIONS
+            or action
+            in (
+                "reboot",
+                "nic_attach",
+                "nic_detach",
+            )
         ):
             return False  # harmless to repeat (every disk action keeps what is there)
         where = (
