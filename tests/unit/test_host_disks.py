@@ -112,6 +112,7 @@ def test_concurrent_first_deploys_make_one_copy_through_the_replica(tmp_path: Pa
     assert commits == [("h1", KEY), ("h2", KEY)]
     prologs = [r for h, a, r in node.calls if a == "disks_prolog"]
     assert len(prologs) == 3
+    assert {h for h, a, r in node.calls if a == "image_evict"} == {"h1", "h2"}
     assert prologs[0]["disks"] == [{"disk_id": 0, "mode": "overlay", "image": KEY, "format": "raw"}]
 
 

@@ -225,6 +225,8 @@ class HostDisks:
             self._call(host, "disks_prolog", {"deploy_id": deploy, "disks": wanted}, 600.0)
         if any(d.mode in ("overlay", "copy", "rootfs") for d in disks):
             self.evict(host)
+            if replica is not None and (replica.id, replica.root) != (host.id, host.root):
+                self.evict(replica)  # the replica's cache is kept under its limit too
 
     def evict(self, host: HostRef) -> list[str]:
         """Shrink the host's image cache to its IMAGE_CACHE_MB; return the keys removed."""
