@@ -19,7 +19,7 @@ from edgecloud.api.infra import Host
 from edgecloud.client import Client, EdgecloudError
 from edgecloud.images.tiny import Tiny
 from edgecloud.server.seed import register_tiny
-from tests.host.test_storage_api import COUNTER, _action, _boots, _template_id, _wait
+from tests.host.test_storage_api import COUNTER, _action, _boots, _template_id, _wait, sums
 from tests.support.frontend import RunningFrontEnd, serve_frontend
 from tests.support.guests import wait_for
 from tests.support.nethosts import NetHost
@@ -68,6 +68,7 @@ def test_a_vm_exported_here_boots_there_with_its_disk(
     try:
         _wait(admin, [vm.id], "RUNNING")
         assert _boots(admin, vm.id, 0) == 0  # wrote 1
+        exported_sum = sums(admin, vm.id)[1]
         with pytest.raises(EdgecloudError, match="powered off"):
             admin.vms.export(vm.id, bundle)
         _action(admin, vm.id, "poweroff", "POWEROFF")
@@ -90,6 +91,7 @@ def test_a_vm_exported_here_boots_there_with_its_disk(
         assert disk.checksum == manifest["disks"][0]["sha256"]
         _wait(other, [made.id], "RUNNING")
         assert _boots(other, made.id, 0) == 1  # the disk written on the first front-end
+        assert sums(other, made.id)[0] == exported_sum  # checksummed inside the guest
     finally:
         if imported is not None:
             other.vms.action(imported, "terminate", hard=True)

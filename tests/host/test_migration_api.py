@@ -29,6 +29,7 @@ from tests.host.test_storage_api import (
     _seen,
     _template_id,
     _wait,
+    sums,
 )
 from tests.support.guests import add_host, leftovers, wait_for
 from tests.support.nethosts import NetHost
@@ -96,6 +97,7 @@ def test_cold_migration_keeps_the_data_both_ways(
     try:
         _wait(admin, [vm_id], "RUNNING")
         assert _boots(admin, vm_id, 0) == 0  # wrote 1
+        on_a = sums(admin, vm_id)[1]
         deploy = admin.vms.get(vm_id).deploy_id
         _action(admin, vm_id, "poweroff", "POWEROFF")
         _migrate(admin, vm_id, b)
@@ -104,6 +106,8 @@ def test_cold_migration_keeps_the_data_both_ways(
         _action(admin, vm_id, "resume", "RUNNING")
         assert admin.vms.get(vm_id).host_id == b.id
         assert _boots(admin, vm_id, 1) == 1  # its disk came along: reads 1, writes 2
+        assert sums(admin, vm_id)[0] == on_a  # the same bytes, checksummed in the guest
+        on_b = sums(admin, vm_id)[1]
 
         boots = 2
         _migrate(admin, vm_id, a)  # running: saved on B, moved, restored on A
@@ -115,6 +119,7 @@ def test_cold_migration_keeps_the_data_both_ways(
         _action(admin, vm_id, "poweroff", "POWEROFF")
         _action(admin, vm_id, "resume", "RUNNING")
         assert _boots(admin, vm_id, boots) == 2
+        assert sums(admin, vm_id)[0] == on_b
         assert _staging(two_hosts[0]) == [] and _staging(two_hosts[1]) == []
     finally:
         admin.vms.action(vm_id, "terminate", hard=True)
@@ -186,6 +191,7 @@ def test_live_migration_keeps_the_guest_running_and_its_disk(
     try:
         _wait(admin, [vm.id], "RUNNING")
         assert _boots(admin, vm.id, 0) == 0  # wrote 1 into its overlay on A
+        on_a = sums(admin, vm.id)[1]
         wait_for("uptime lines", lambda: len(_ups(admin, vm.id)) >= 3, BOOT)
         before = max(_ups(admin, vm.id))
         deploy = admin.vms.get(vm.id).deploy_id
@@ -201,6 +207,7 @@ def test_live_migration_keeps_the_guest_running_and_its_disk(
         _action(admin, vm.id, "poweroff", "POWEROFF")
         _action(admin, vm.id, "resume", "RUNNING")
         assert _boots(admin, vm.id, 0) == 1  # the block written on A came along
+        assert sums(admin, vm.id)[0] == on_a
     finally:
         admin.vms.action(vm.id, "terminate", hard=True)
         _wait(admin, [vm.id], "DONE")
@@ -216,12 +223,14 @@ def test_cold_migration_to_another_cluster_keeps_the_data(
     try:
         _wait(admin, [vm_id], "RUNNING")
         assert _boots(admin, vm_id, 0) == 0  # wrote 1
+        near = sums(admin, vm_id)[1]
         _action(admin, vm_id, "poweroff", "POWEROFF")
         _migrate(admin, vm_id, far)
         _on(admin, vm_id, far, "POWEROFF")
         assert admin.vms.get(vm_id).cluster_id == cluster.id
         _action(admin, vm_id, "resume", "RUNNING")
         assert _boots(admin, vm_id, 1) == 1  # its disk crossed clusters
+        assert sums(admin, vm_id)[0] == near
     finally:
         admin.vms.action(vm_id, "terminate", hard=True)
         _wait(admin, [vm_id], "DONE")

@@ -28,12 +28,16 @@ from tests.support.waiting import wait_vms
 pytestmark = pytest.mark.host
 
 BOOT = 180.0
-# Block 4096 of /dev/vda (16 bytes at byte 65536) holds the counter.
+# Block 4096 of /dev/vda (16 bytes at byte 65536) holds the counter. Each boot prints the
+# md5 of the disk's first MiB as it found it (BEFORE=) and as it left it (AFTER=): the
+# checksum, taken inside the guest, that a snapshot, a move or a copy must keep.
+_MD5 = "$(dd if=/dev/vda bs=65536 count=16 2>/dev/null | md5sum | cut -c1-32)"
 COUNTER = (
-    "n=$(dd if=/dev/vda bs=16 count=1 skip=4096 2>/dev/null | tr -dc 0-9); n=${n:-0};"
+    f"echo BEFORE={_MD5};"
+    " n=$(dd if=/dev/vda bs=16 count=1 skip=4096 2>/dev/null | tr -dc 0-9); n=${n:-0};"
     " n=$((10#$n)); echo READ=$n;"
     " printf '%016d' $((n+1)) | dd of=/dev/vda bs=16 seek=4096 conv=notrunc 2>/dev/null;"
-    " sync; echo WROTE=$((n+1))"
+    f" sync; echo WROTE=$((n+1)); echo AFTER={_MD5}"
 )
 
 
@@ -59,11 +63,20 @@ def _last(admin: Client, vm_id: int, word: str) -> int | None:
     return int(found[-1]) if found else None
 
 
+def sums(admin: Client, vm_id: int) -> tuple[str, str]:
+    """Return the (BEFORE, AFTER) checksums the guest printed at its last boot."""
+    log = admin.vms.console_log(vm_id)
+    before = re.findall(r"BEFORE=([0-9a-f]{32})", log)
+    after = re.findall(r"AFTER=([0-9a-f]{32})", log)
+    assert before and after, "no checksums on the console"
+    return before[-1], after[-1]
+
+
 def _boots(admin: Client, vm_id: int, seen: int) -> int:
-    """Wait for one more WROTE= line than `seen`; return the READ= of that boot."""
+    """Wait for one more boot than `seen` (its AFTER= line); return its READ= value."""
 
     def more() -> bool:
-        return len(re.findall(r"WROTE=\d+", admin.vms.console_log(vm_id))) > seen
+        return len(re.findall(r"AFTER=[0-9a-f]{32}", admin.vms.console_log(vm_id))) > seen
 
     wait_for(f"VM {vm_id} boot {seen + 1}", more, BOOT)
     read = _last(admin, vm_id, "READ")
@@ -117,6 +130,7 @@ def test_one_image_copy_two_overlays_snapshot_revert_and_saveas(
         _wait(admin, [a.id, b.id], "RUNNING")
         assert _boots(admin, a.id, 0) == 0
         assert _boots(admin, b.id, 0) == 0
+        snapshot_sum = sums(admin, a.id)[1]  # A's disk as the snapshot below will keep it
         cache = net.root / "cache" / "images"
         entries = [p.name for p in cache.iterdir() if p.name != "incoming"]
         assert [e for e in entries if not e.startswith(".")] == [key]
@@ -144,6 +158,8 @@ def test_one_image_copy_two_overlays_snapshot_revert_and_saveas(
         admin.vms.disk_snapshot_revert(a.id, 0, "s1")
         _action(admin, a.id, "resume", "RUNNING")
         assert _boots(admin, a.id, 2) == 1  # back to the snapshot's 1; writes 2 again
+        assert sums(admin, a.id)[0] == snapshot_sum  # checksummed inside the guest
+        saved_sum = sums(admin, a.id)[1]
         remaining = admin.vms.disk_snapshot_delete(a.id, 0, "live1")
         assert [s.name for s in remaining] == ["s1"]
 
@@ -155,6 +171,7 @@ def test_one_image_copy_two_overlays_snapshot_revert_and_saveas(
         made.append(c.id)
         _wait(admin, [c.id], "RUNNING")
         assert _boots(admin, c.id, 0) == 2
+        assert sums(admin, c.id)[0] == saved_sum
     finally:
         deploys = [admin.vms.get(v).deploy_id for v in made]
         for vm_id in made:
@@ -190,6 +207,7 @@ def test_a_persistent_disk_goes_back_to_its_image_and_volatile_disks_are_made(
     try:
         _wait(admin, [vm.id], "RUNNING")
         assert _boots(admin, vm.id, 0) == 0
+        first_sum = sums(admin, vm.id)[1]
         assert "VOL=53ef" in admin.vms.console_log(vm.id)  # an ext4 superblock on vdb
         assert admin.images.get(image.id).state_name == "USED_PERS"
         deploy = admin.vms.get(vm.id).deploy_id
@@ -202,6 +220,7 @@ def test_a_persistent_disk_goes_back_to_its_image_and_volatile_disks_are_made(
         made.append(again.id)
         _wait(admin, [again.id], "RUNNING")
         assert _boots(admin, again.id, 0) == 1  # the write of the first VM is in the image
+        assert sums(admin, again.id)[0] == first_sum
     finally:
         for vm_id in made:
             if admin.vms.get(vm_id).state_name != "DONE":
