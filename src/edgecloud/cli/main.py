@@ -13,6 +13,7 @@ from edgecloud.cli import (
     host,
     image,
     operation,
+    provision,
     secgroup,
     template,
     user,
@@ -46,6 +47,7 @@ NOUNS = {
     "group": group.app,
     "acl": acl.app,
     "operation": operation.app,
+    "provision": provision.app,
 }
 for _name, _noun_app in NOUNS.items():
     app.add_typer(_noun_app, name=_name)
