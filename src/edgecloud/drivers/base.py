@@ -359,14 +359,4 @@ class Network(Protocol):
         ...
 
 
-@runtime_checkable
-class Provider(Protocol):
-    """Where hosts come from: creates and deletes machines for a provision."""
-
-    def create_hosts(self, provision_id: str, count: int) -> list[str]:
-        """Create machines; return their addresses."""
-        ...
-
-    def delete_hosts(self, provision_id: str) -> None:
-        """Delete everything tagged with the provision id."""
-        ...
+# Providers (where a provision's hosts come from): see edgecloud.drivers.provision.api.

@@ -17,6 +17,7 @@ _MODULES: dict[tuple[str, str], str] = {
     ("hypervisor", "kvm"): "edgecloud.drivers.hypervisor.node",
     ("hypervisor", "lxc"): "edgecloud.drivers.hypervisor.node",
     ("hypervisor", "microvm"): "edgecloud.drivers.hypervisor.node",
+    ("provision", "local"): "edgecloud.drivers.provision.local",
 }
 
 

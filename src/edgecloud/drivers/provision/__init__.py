@@ -1,0 +1,1 @@
+"""Providers: where a provision's hosts come from (`local`: network namespaces here)."""
