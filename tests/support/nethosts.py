@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -45,6 +44,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from edgecloud.drivers.provision.system import kill_and_wait as _kill_and_wait
 
 __all__ = ["NetHost", "NetHosts", "NetHostsError", "sweep_stale"]
 
@@ -96,16 +97,6 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
-
-
-def _kill_and_wait(pids: Sequence[int], timeout: float = 5.0) -> None:
-    """SIGKILL `pids` (processes the tests started in their namespaces) and wait them out."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while any(running(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def _delete_netns(netns: str) -> None:
