@@ -15,7 +15,7 @@ import pytest
 
 from edgecloud.api.infra import Host
 from edgecloud.client import Client
-from tests.support.guests import attach, network_leftovers, wait_for
+from tests.support.guests import attach, guest_octet, network_leftovers, wait_for
 from tests.support.nethosts import NetHost
 from tests.support.waiting import wait_vms
 
@@ -59,7 +59,7 @@ def _pings(net: NetHost, deploy_id: str, address: str) -> bool:
 def test_vm_and_container_on_two_hosts_talk_through_a_vnet(
     admin: Client, hosts: list[Host], two_hosts: list[NetHost], driver: str
 ) -> None:
-    octet = 210 if driver == "vxlan" else 220
+    octet = guest_octet(two_hosts, 210 if driver == "vxlan" else 220)  # not the hosts' /24
     guarded = admin.secgroups.create(
         name=f"ssh-only-{driver}", rules=[{"protocol": "TCP", "range": "22"}]
     )

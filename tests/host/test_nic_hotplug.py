@@ -20,7 +20,7 @@ from typing import Any
 from edgecloud.api.infra import Host
 from edgecloud.client import Client
 from edgecloud.node import qmp
-from tests.support.guests import BOOT, attach, network_leftovers, wait_for
+from tests.support.guests import BOOT, attach, guest_octet, network_leftovers, wait_for
 from tests.support.nethosts import NetHost
 from tests.support.waiting import wait_operation, wait_vms
 
@@ -67,6 +67,7 @@ def _timed(admin: Client, call: Any) -> float:
 def test_nics_hot_plugged_into_a_running_container_and_vm(
     admin: Client, hosts: list[Host], two_hosts: list[NetHost]
 ) -> None:
+    subnet = f"198.18.{guest_octet(two_hosts, 230)}"  # not the hosts' own /24
     group = admin.secgroups.create(
         name="hotplug-icmp", rules=[{"protocol": "TCP", "range": "22"}, {"protocol": "ICMP"}]
     )
@@ -74,8 +75,8 @@ def test_nics_hot_plugged_into_a_running_container_and_vm(
         name="hotplug",
         driver="vxlan",
         security_groups=[group.id],
-        address_ranges=[{"type": "IP4", "ip": "198.18.230.10", "size": 20}],
-        template={"NETWORK_ADDRESS": "198.18.230.0", "NETWORK_MASK": "255.255.255.0"},
+        address_ranges=[{"type": "IP4", "ip": f"{subnet}.10", "size": 20}],
+        template={"NETWORK_ADDRESS": f"{subnet}.0", "NETWORK_MASK": "255.255.255.0"},
     )
     vm = _guest(admin, "tiny-vm", hosts[0], [{"NETWORK_ID": str(vnet.id)}])
     ct = _guest(admin, "tiny-container", hosts[1], [])
@@ -84,7 +85,7 @@ def test_nics_hot_plugged_into_a_running_container_and_vm(
     try:
         wait_vms(admin, [vm.id, ct.id], lambda s: s == "ACTIVE/RUNNING", timeout=BOOT)
         vm_ip = admin.vms.get(vm.id).nics[0].ip
-        assert vm_ip == "198.18.230.10"
+        assert vm_ip == f"{subnet}.10"
         ct_deploy = admin.vms.get(ct.id).deploy_id
         vm_deploy = admin.vms.get(vm.id).deploy_id
         veth = f"ec{ct.id}n0"
@@ -94,9 +95,9 @@ def test_nics_hot_plugged_into_a_running_container_and_vm(
             admin, lambda: admin.vms.attach_nic(ct.id, network_id=vnet.id)
         )
         (nic,) = admin.vms.get(ct.id).nics
-        assert (nic.nic_id, nic.ip) == (0, "198.18.230.11")
+        assert (nic.nic_id, nic.ip) == (0, f"{subnet}.11")
         addresses = attach(host_b, ct_deploy, ["ip", "addr", "show", "eth0"]).stdout
-        assert "198.18.230.11/24" in addresses and nic.mac in addresses
+        assert f"{subnet}.11/24" in addresses and nic.mac in addresses
         assert (_link(host_b, veth) or {}).get("master") == f"ecbr{vnet.id}"
         wait_for("ping over the hot-plugged NIC", lambda: _pings(host_b, ct_deploy, vm_ip), 30)
         assert admin.vms.get(ct.id).lcm_state_name == "RUNNING"

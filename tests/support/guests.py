@@ -94,3 +94,13 @@ def network_leftovers(net: NetHost) -> list[str]:
     if frr.exists():
         left += [str(p) for p in frr.iterdir()]
     return left
+
+
+def guest_octet(hosts: list[NetHost], wanted: int) -> int:
+    """Return the third octet of a 198.18.X.0/24 for guests: `wanted`, unless the hosts'
+    own underlay is that /24 (NetHosts picks its /24 in 198.18.0.0/15 too)."""
+    taken = {int(h.address.split(".")[2]) for h in hosts if h.address.startswith("198.18.")}
+    octet = wanted
+    while octet in taken:
+        octet = (octet + 1) % 256
+    return octet
