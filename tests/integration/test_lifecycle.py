@@ -104,7 +104,9 @@ def test_placement_spreads_and_respects_capacity(admin: Client, fake_hosts: list
     assert waiting[0].state_name == "PENDING" and "CPU" in waiting[0].error
     per_host = {h: sum(1 for v in running if v.host_id == h) for h in fake_hosts}
     assert set(per_host.values()) == {4}
-    for vm in placed:
+    # The waiting one first: capacity the others free would get it placed meanwhile, and a
+    # VM whose deploy is in progress cannot be terminated (409).
+    for vm in waiting + running:
         admin.vms.action(vm.id, "terminate")
     wait_vms(admin, ids, lambda s: s == "DONE")
 
