@@ -114,8 +114,8 @@ class HostDisks:
 
     def __init__(self, call: Call, files: Callable[[HostRef], Files]) -> None:
         """`call(host, action, request, timeout)` runs a node action; `files(host)` copies."""
-        self.call = self._call = call
-        self.files = self._files = files
+        self.call = call
+        self.files = files
         self._locks: dict[tuple[int, str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
         # (image key, host name) -> copies sent by this front-end, and copies the host
@@ -135,7 +135,7 @@ class HostDisks:
         """Put the disk's image into the host's cache unless it is there; say how it came:
         "cached", "front-end" or "replica". Concurrent callers wait for one copy."""
         with self._lock(host, disk.key):
-            status = self._call(host, "image_status", {"key": disk.key}, 60.0)
+            status = self.call(host, "image_status", {"key": disk.key}, 60.0)
             if status.get("present"):
                 return "cached"
             part = f"{disk.key[:16]}.{uuid.uuid4().hex[:12]}"
@@ -148,7 +148,7 @@ class HostDisks:
                 self._send(host, disk, part, timeout)
                 how = "front-end"
             request = {"key": disk.key, "part": part, "unpack": unpack}
-            self._call(host, "image_commit", request, timeout)
+            self.call(host, "image_commit", request, timeout)
             log.info("image %s on %s from the %s", disk.key[:12], host.name, how)
             return how
 
@@ -156,13 +156,13 @@ class HostDisks:
         if not disk.source or not Path(disk.source).is_file():
             raise DriverError(f"disk {disk.disk_id}: the image file {disk.source!r} is missing")
         remote = f"{host.root}/cache/images/incoming/{part}"
-        self._files(host).put_file(Path(disk.source), remote, timeout=timeout)
+        self.files(host).put_file(Path(disk.source), remote, timeout=timeout)
         self.sent[(disk.key, host.name)] += 1
 
     def _fetch_from(
         self, replica: HostRef, host: HostRef, key: str, part: str, timeout: float
     ) -> None:
-        serving = self._call(
+        serving = self.call(
             replica,
             "image_serve",
             {"key": key, "address": replica.address, "downloads": 1, "timeout": timeout},
@@ -170,11 +170,11 @@ class HostDisks:
         )
         try:
             request = {"url": serving["url"], "key": key, "part": part}
-            self._call(host, "image_fetch", request, timeout)
+            self.call(host, "image_fetch", request, timeout)
             self.fetched[(key, host.name)] += 1
         finally:
             try:
-                self._call(replica, "image_serve_stop", {"pid": serving.get("pid")}, 30.0)
+                self.call(replica, "image_serve_stop", {"pid": serving.get("pid")}, 30.0)
             except DriverError as exc:
                 log.info("stopping the image server on %s: %s", replica.name, exc)
 
@@ -222,7 +222,7 @@ class HostDisks:
         wanted = [item for d in disks if (item := self._item(host, d, replica)) is not None]
         if wanted:
             deploy = spec.deploy_id or f"one-{spec.vm_id}"
-            self._call(host, "disks_prolog", {"deploy_id": deploy, "disks": wanted}, 600.0)
+            self.call(host, "disks_prolog", {"deploy_id": deploy, "disks": wanted}, 600.0)
         if any(d.mode in ("overlay", "copy", "rootfs") for d in disks):
             self.evict(host)
             if replica is not None and (replica.id, replica.root) != (host.id, host.root):
@@ -231,7 +231,7 @@ class HostDisks:
     def evict(self, host: HostRef) -> list[str]:
         """Shrink the host's image cache to its IMAGE_CACHE_MB; return the keys removed."""
         limit = _int(host.attributes.get("IMAGE_CACHE_MB", DEFAULT_CACHE_MB)) or DEFAULT_CACHE_MB
-        found = self._call(host, "image_evict", {"max_bytes": limit * 2**20}, 300.0)
+        found = self.call(host, "image_evict", {"max_bytes": limit * 2**20}, 300.0)
         removed = [str(k) for k in found.get("removed", ())]
         if removed:
             log.info("image cache of %s: evicted %s", host.name, ", ".join(k[:12] for k in removed))
@@ -253,7 +253,7 @@ class HostDisks:
         """Copy a file of the host over `target` (atomically); return (checksum, bytes)."""
         part = target.with_name(target.name + ".part")
         try:
-            self._files(host).get_file(remote, part, timeout=_MIN_COPY_TIMEOUT * 10)
+            self.files(host).get_file(remote, part, timeout=_MIN_COPY_TIMEOUT * 10)
             checksum = "sha256:" + _sha256(part)
             size = part.stat().st_size
             os.replace(part, target)

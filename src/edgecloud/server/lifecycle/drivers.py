@@ -7,9 +7,12 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from edgecloud.drivers import registry
 from edgecloud.drivers.base import HostRef, Hypervisor
-from edgecloud.server.db.models import Host
+from edgecloud.server.db.models import ClusterDatastore, Datastore, Host
 
 log = logging.getLogger("edgecloud.server.drivers")
 
@@ -70,3 +73,25 @@ def host_ref(host: Host) -> HostRef:
         host_key=host.host_key,
         root=host.root,
     )
+
+
+def replica_of(session: Session, host: Host | None) -> HostRef | None:
+    """Return the replica host named by REPLICA_HOST (a name or id) on a system datastore
+    of the host's cluster, if there is one (and it is not a fake host)."""
+    if host is None or host.hypervisor == "fake":
+        return None
+    stmt = (
+        select(Datastore.template)
+        .join(ClusterDatastore, ClusterDatastore.datastore_id == Datastore.id)
+        .where(ClusterDatastore.cluster_id == host.cluster_id, Datastore.kind == "system")
+        .order_by(Datastore.id)
+    )
+    for template in session.scalars(stmt):
+        name = str(template.get("REPLICA_HOST", "")).strip()
+        if not name:
+            continue
+        by = Host.id == int(name) if name.isdigit() else Host.name == name
+        replica = session.scalars(select(Host).where(by)).first()
+        if replica is not None:
+            return host_ref(replica)
+    return None

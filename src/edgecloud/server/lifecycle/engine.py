@@ -24,8 +24,6 @@ from sqlalchemy.orm import Session
 from edgecloud.drivers.base import DriverError, GuestSpec, HostRef, HostUnreachable
 from edgecloud.server.db.engine import Store
 from edgecloud.server.db.models import (
-    ClusterDatastore,
-    Datastore,
     Host,
     Image,
     Operation,
@@ -35,7 +33,7 @@ from edgecloud.server.db.models import (
 )
 from edgecloud.server.events import EventBus
 from edgecloud.server.lifecycle import capacity
-from edgecloud.server.lifecycle.drivers import Drivers, host_ref
+from edgecloud.server.lifecycle.drivers import Drivers, host_ref, replica_of
 from edgecloud.server.lifecycle.machine import UNDO, Plan, Step
 from edgecloud.server.lifecycle.network import network_of
 from edgecloud.server.lifecycle.steps import StepRunner
@@ -67,28 +65,6 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)  # the operation's, e.g. nic_id
     replica: HostRef | None = None  # the replica host of the cluster's system datastore
     target_replica: HostRef | None = None  # the same for the target's cluster
-
-
-def replica_of(session: Session, host: Host | None) -> HostRef | None:
-    """Return the replica host named by REPLICA_HOST (a name or id) on a system datastore
-    of the host's cluster, if there is one (and it is not a fake host)."""
-    if host is None or host.hypervisor == "fake":
-        return None
-    stmt = (
-        select(Datastore.template)
-        .join(ClusterDatastore, ClusterDatastore.datastore_id == Datastore.id)
-        .where(ClusterDatastore.cluster_id == host.cluster_id, Datastore.kind == "system")
-        .order_by(Datastore.id)
-    )
-    for template in session.scalars(stmt):
-        name = str(template.get("REPLICA_HOST", "")).strip()
-        if not name:
-            continue
-        by = Host.id == int(name) if name.isdigit() else Host.name == name
-        replica = session.scalars(select(Host).where(by)).first()
-        if replica is not None:
-            return host_ref(replica)
-    return None
 
 
 def _network(

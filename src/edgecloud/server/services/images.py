@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from edgecloud.api import workload as wire
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.datastore.files import remove
+from edgecloud.server.datastore.importer import target_of
 from edgecloud.server.datastore.importer import wake as importer_wake
 from edgecloud.server.db.models import Datastore, Image
 from edgecloud.server.errors import Conflict, InvalidInput
@@ -94,6 +96,24 @@ class Images(OwnedResource[Image, wire.ImageCreate, wire.ImageUpdate, wire.Image
         """Tell the importer there is something to copy."""
         if row.origin and row.origin != "upload":
             session.info.setdefault("after_commit", []).append(importer_wake)
+
+    def create_copied(
+        self,
+        session: Session,
+        principal: Principal,
+        body: wire.ImageCreate,
+        origin: str,
+        home: Path,
+    ) -> tuple[int, Path]:
+        """Register a LOCKED image whose bytes the caller copies in itself (a save-as, a
+        bundle's disk): its origin keeps the importer away. Return its id and file."""
+        image = self.create(session, principal, body)
+        row = session.get(Image, image.id)
+        ds = session.get(Datastore, image.datastore_id)
+        assert row is not None
+        assert ds is not None
+        row.origin = origin
+        return image.id, target_of(home, ds, image.id)
 
     def clone(
         self, session: Session, principal: Principal, image_id: int, body: wire.ImageClone

@@ -26,13 +26,13 @@ from edgecloud.api import workload as wire
 from edgecloud.drivers.hypervisor.disks import disks_of
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.datastore.files import ImageFileError, store
-from edgecloud.server.datastore.importer import finish, target_of
+from edgecloud.server.datastore.importer import finish
 from edgecloud.server.db.engine import Store
-from edgecloud.server.db.models import Datastore, Image, Vm
+from edgecloud.server.db.models import Image, Vm
 from edgecloud.server.errors import InvalidInput
 from edgecloud.server.lifecycle.drivers import Drivers
 from edgecloud.server.services import vm_disks
-from edgecloud.server.services.images import LOCKED, Images
+from edgecloud.server.services.images import Images
 from edgecloud.server.services.objects import load
 
 FORMAT = "edgecloud-bundle/1"
@@ -225,13 +225,7 @@ def _new_image(
             persistent=bool(entry.get("persistent")),
             upload=True,
         )
-        image = images.create(session, principal, create)
-        row = session.get(Image, image.id)
-        ds = session.get(Datastore, image.datastore_id)
-        assert row is not None
-        assert ds is not None
-        row.origin, row.state = "vm:bundle", LOCKED  # not the importer's: copied right here
-        return image.id, target_of(home, ds, image.id)
+        return images.create_copied(session, principal, create, "vm:bundle", home)
 
 
 def _chunks(stream: IO[bytes]) -> Iterator[bytes]:

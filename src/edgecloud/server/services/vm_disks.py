@@ -20,9 +20,9 @@ from edgecloud.drivers.base import DiskStorage, DriverError, HostRef, HostUnreac
 from edgecloud.drivers.hypervisor.disks import disks_of
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.datastore.files import ImageFileError, Stored, qcow2_virtual_size
-from edgecloud.server.datastore.importer import finish, target_of
+from edgecloud.server.datastore.importer import finish
 from edgecloud.server.db.engine import Store
-from edgecloud.server.db.models import Datastore, Host, Image, Vm
+from edgecloud.server.db.models import Host, Vm
 from edgecloud.server.errors import Conflict, HostFailed, InvalidInput
 from edgecloud.server.lifecycle.drivers import Drivers, host_ref
 from edgecloud.server.services.images import Images
@@ -115,13 +115,9 @@ def begin_saveas(
         kind="OS" if disk_id == 0 else "DATABLOCK",
         upload=True,
     )
-    image = images.create(session, principal, create)
-    row = session.get(Image, image.id)
-    ds = session.get(Datastore, image.datastore_id)
-    assert row is not None
-    assert ds is not None
-    row.origin = f"vm:{vm_id}:disk:{disk_id}"  # not the importer's: this request copies it
-    return target, image.id, target_of(home, ds, image.id)
+    origin = f"vm:{vm_id}:disk:{disk_id}"
+    image_id, path = images.create_copied(session, principal, create, origin, home)
+    return target, image_id, path
 
 
 def saveas_to(drivers: Drivers, target: DiskTarget, path: Path) -> tuple[str, int]:
