@@ -275,7 +275,8 @@ class Monitor:
             cluster = session.get(Cluster, host.cluster_id)
             if cluster is None or not cluster.recreate_on_host_failure:
                 continue
-            if host.error_since is None or now() - host.error_since < cluster.host_failure_grace:
+            # Whole seconds: `<=` makes the grace at least its length, never a rounded-down one.
+            if host.error_since is None or now() - host.error_since <= cluster.host_failure_grace:
                 continue
             host.fenced = True
             log.warning("host %s failed: fencing it and recreating its VMs elsewhere", host.name)
@@ -283,6 +284,10 @@ class Monitor:
             for vm in vms:
                 if vm.id in busy:
                     continue
+                if (vm.state, vm.lcm_state) == machine.RUNNING:
+                    # Not marked yet (it changed in the same second as the probe that failed):
+                    # its history still tells why it moves.
+                    history(session, vm, "monitor: host unreachable", None, host.last_error)
                 requeue(session, vm, None, "recreate", f"host {host.name} failed")
                 changes.append(vm_change(vm))
         return changes
