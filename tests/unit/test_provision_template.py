@@ -509,3 +509,9 @@ def test_cli_validate_refuses_an_input_without_key_and_value(tmp_path: Path, opt
 def test_cli_validate_needs_an_existing_file(tmp_path: Path) -> None:
     result = run("provision", "validate", str(tmp_path / "missing.yaml"))
     assert result.exit_code == 2
+
+
+def test_characters_yaml_refuses_are_a_problem_not_a_crash() -> None:
+    with pytest.raises(TemplateError) as refused:
+        load_template("name: \x00\x85")
+    assert "YAML" in refused.value.problems[0].reason

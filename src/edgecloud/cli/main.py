@@ -14,6 +14,7 @@ from edgecloud.cli import (
     image,
     operation,
     provision,
+    provision_run,  # noqa: F401 - adds create, list, show, scale, ... to provision
     secgroup,
     template,
     user,

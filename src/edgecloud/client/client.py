@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 
-from edgecloud.api import common, identity, infra, network, workload
+from edgecloud.api import common, identity, infra, network, provision, workload
 from edgecloud.client.errors import EdgecloudError
 from edgecloud.client.images import Images
+from edgecloud.client.provisions import Provisions
 from edgecloud.client.resources import (
     Acls,
     Clusters,
@@ -89,6 +90,7 @@ class Client:
         self.users = Users(self, "/users", identity.User)
         self.groups = Groups(self, "/groups", identity.Group)
         self.acls = Acls(self)
+        self.provisions = Provisions(self, "/provisions", provision.Provision)
 
     @classmethod
     def from_env(cls, url: str | None = None, **kwargs: Any) -> Client:
@@ -193,4 +195,5 @@ def _error(response: httpx.Response) -> EdgecloudError:
         code=str(body.get("error", "")),
         field=body.get("field"),
         request_id=str(body.get("request_id", "")),
+        fields=[f for f in body.get("fields") or [] if isinstance(f, dict)],
     )

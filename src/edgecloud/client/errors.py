@@ -14,6 +14,7 @@ class EdgecloudError(Exception):
         code: str = "",
         field: str | None = None,
         request_id: str = "",
+        fields: list[dict[str, str]] | None = None,
     ) -> None:
         """Keep the parts of the server's error body."""
         super().__init__(f"{status} {message}")
@@ -22,3 +23,4 @@ class EdgecloudError(Exception):
         self.code = code
         self.field = field
         self.request_id = request_id
+        self.fields = fields or ([{"field": field, "reason": message}] if field else [])

@@ -17,7 +17,10 @@ _MODULES: dict[tuple[str, str], str] = {
     ("hypervisor", "kvm"): "edgecloud.drivers.hypervisor.node",
     ("hypervisor", "lxc"): "edgecloud.drivers.hypervisor.node",
     ("hypervisor", "microvm"): "edgecloud.drivers.hypervisor.node",
+    ("provision", "aws"): "edgecloud.drivers.provision.aws",
     ("provision", "local"): "edgecloud.drivers.provision.local",
+    ("provision", "onprem"): "edgecloud.drivers.provision.onprem",
+    ("provision", "fake"): "edgecloud.drivers.provision.fake",
 }
 
 

@@ -12,7 +12,7 @@ from edgecloud.provision.models import (
     ProvisionTemplate,
     VmTemplateSpec,
 )
-from edgecloud.provision.template import example, load_template
+from edgecloud.provision.template import example, load_template, password_inputs
 
 __all__ = [
     "AddressRangeSpec",
@@ -28,4 +28,5 @@ __all__ = [
     "VmTemplateSpec",
     "example",
     "load_template",
+    "password_inputs",
 ]

@@ -42,12 +42,18 @@ INPUTS = TypeAdapter(Annotated[list[InputSpec], Field(max_length=MAX_ITEMS)])
 
 
 def load_template(
-    text: str, inputs: Mapping[str, str] | None = None, provision_id: int | str = "${provision_id}"
+    text: str,
+    inputs: Mapping[str, str] | None = None,
+    provision_id: int | str = "${provision_id}",
+    *,
+    host_count: int | None = None,
 ) -> ProvisionTemplate:
     """Parse, resolve and validate a template; raise TemplateError with every problem found.
 
     `inputs` override the template's defaults. `${provision_id}` is replaced by
     `provision_id` (by default it stays as written: the id is known only once created).
+    `host_count` replaces `hosts.count` (a scaled provision); it is refused for a template
+    that lists its hosts by address.
     """
     data = parse_yaml(text)
     values, pending, secrets, problems = _resolve_inputs(data.pop("inputs", None), inputs or {})
@@ -59,6 +65,13 @@ def load_template(
         found = pydantic_problems(exc.errors())
         problems += [problem for problem in found if problem.path not in env.unresolved]
         raise TemplateError(scrub(problems, secrets)) from None
+    if host_count is not None:
+        if doc.hosts.addresses:
+            problems.append(Problem("hosts.count", "the hosts are given by address, not a count"))
+        else:
+            doc = doc.model_copy(
+                update={"hosts": doc.hosts.model_copy(update={"count": host_count})}
+            )
     if not env.unresolved:
         problems += check_document(doc)
     if problems:
@@ -74,6 +87,18 @@ def load_template(
         images=doc.images,
         vm_templates=doc.vm_templates,
     )
+
+
+def password_inputs(text: str) -> set[str]:
+    """Return the names of the template's inputs of type password (kept encrypted)."""
+    raw = parse_yaml(text).get("inputs")
+    if not isinstance(raw, list):
+        return set()
+    return {
+        str(item.get("name"))
+        for item in raw
+        if isinstance(item, dict) and item.get("type") == "password"
+    }
 
 
 def example(name: str = "local-edge") -> str:
@@ -101,8 +126,9 @@ def parse_yaml(text: str) -> dict[str, Any]:
     """Parse the YAML text of a template into a mapping."""
     if len(text) > MAX_TEXT:
         raise TemplateError([Problem("", f"the template is longer than {MAX_TEXT} characters")])
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader refuses some characters here already
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -114,7 +140,8 @@ def parse_yaml(text: str) -> dict[str, Any]:
     except RecursionError:
         raise TemplateError([Problem("", "YAML: nested too deeply")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         what = "empty" if data is None else "not a mapping (name: ..., provider: ..., ...)"
         raise TemplateError([Problem("", f"the template is {what}")])

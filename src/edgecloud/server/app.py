@@ -23,7 +23,7 @@ from edgecloud.server.events import EventBus
 from edgecloud.server.lifecycle.drivers import Drivers
 from edgecloud.server.metrics import Metrics
 from edgecloud.server.middleware import BodyLimit, RequestContext
-from edgecloud.server.rest import errors, identity, infra, network, watch, workload
+from edgecloud.server.rest import errors, identity, infra, network, provisions, watch, workload
 from edgecloud.server.rest.deps import FrontEnd, PrincipalDep
 
 log = logging.getLogger("edgecloud.server")
@@ -81,7 +81,7 @@ def create_app(
     )
     errors.install(app)
     # One level of routers under the app: every extra level is another linear route scan.
-    for module in (workload, infra, network, identity, watch):
+    for module in (workload, infra, network, identity, provisions, watch):
         for router in module.routers():
             app.include_router(router, prefix=API_PREFIX)
     _docs(app)

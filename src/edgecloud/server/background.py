@@ -14,6 +14,7 @@ from edgecloud.server.lifecycle.engine import Engine
 from edgecloud.server.lifecycle.placement import Placer
 from edgecloud.server.metrics import Metrics
 from edgecloud.server.monitor.monitor import Monitor
+from edgecloud.server.provision.runner import Provisioner
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Background:
     placer: Placer
     monitor: Monitor
     importer: Importer
+    provisioner: Provisioner
 
     def start(self) -> None:
         """Start every loop (the engine first: it takes over orphaned operations)."""
@@ -31,9 +33,11 @@ class Background:
         self.placer.start()
         self.monitor.start()
         self.importer.start()
+        self.provisioner.start()
 
     def stop(self) -> None:
         """Stop every loop, waiting for running steps."""
+        self.provisioner.stop()
         self.placer.stop()
         self.monitor.stop()
         self.importer.stop()
@@ -87,4 +91,13 @@ def build(
         error_after=settings.host_error_after,
         retention_seconds=settings.monitoring_retention_seconds,
     )
-    return Background(engine, placer, monitor, Importer(store, settings.home))
+    provisioner = Provisioner(
+        store,
+        settings.home,
+        events,
+        drivers=dict(settings.provision_drivers),
+        stand_in=settings.provision_stand_in,
+        host_timeout=settings.provision_host_timeout,
+        wake_monitor=monitor.wake,
+    )
+    return Background(engine, placer, monitor, Importer(store, settings.home), provisioner)

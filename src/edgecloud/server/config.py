@@ -49,6 +49,14 @@ class Settings(BaseModel):
     local_host_root: str = "/var/lib/edgecloud"
     # Run node actions through one long-lived agent per host (false: one command each).
     node_agents: bool = True
+    # Provisioning: the driver serving each template `provider` (tests map local to fake);
+    # AWS instances stood in by local namespace hosts (tests and demos against moto);
+    # seconds a new host has to be MONITORED before its provision is ERROR.
+    provision_drivers: dict[str, Literal["local", "onprem", "aws", "fake"]] = Field(
+        default_factory=dict
+    )
+    provision_stand_in: bool = False
+    provision_host_timeout: float = Field(default=300.0, gt=0, le=3600)
 
     @property
     def db_url(self) -> str:

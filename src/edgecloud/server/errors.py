@@ -26,6 +26,16 @@ class InvalidInput(ApiError):
         self.reason = reason
 
 
+class InvalidFields(InvalidInput):
+    """Several fields refused at once (a provision template): each with its reason."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        first, reason = fields[0]
+        super().__init__(first, reason)
+        self.message = "; ".join(f"{f}: {r}" for f, r in fields[:5])
+        self.fields = [{"field": f, "reason": r} for f, r in fields]
+
+
 class NotAuthenticated(ApiError):
     """No credentials, or wrong ones."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -17,6 +17,9 @@ class ProvidedHost:
     host_key: str  # the OpenSSH public host key line ("ssh-ed25519 AAAA..."), to pin
     root: str  # the host's directory tree for node code, guests and datastores
     resource_id: str  # the provider's id of the machine (a namespace, an instance id)
+    # Host variables for the configuration playbooks where the provider's hosts differ
+    # from a plain Linux machine (e.g. where a namespace host's sshd config lives).
+    config: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

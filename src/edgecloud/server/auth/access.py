@@ -18,6 +18,7 @@ from edgecloud.server.db.models import (
     Host,
     Image,
     Owned,
+    Provision,
     SecurityGroup,
     Vm,
     VmTemplate,
@@ -37,6 +38,7 @@ KIND_MODEL: dict[str, type[Owned]] = {
     "DATASTORE": Datastore,
     "CLUSTER": Cluster,
     "SECGROUP": SecurityGroup,
+    "PROVISION": Provision,  # owner and group bits only: ACL rules do not name it
 }
 
 

@@ -4,6 +4,7 @@ from edgecloud.server.db.base import Base, Owned, now
 from edgecloud.server.db.identity import AclRuleRow, Group, Quota, Token, User, UserGroup
 from edgecloud.server.db.infra import Cluster, ClusterDatastore, ClusterVnet, Datastore, Host
 from edgecloud.server.db.network import AddressRange, Lease, SecurityGroup, Vnet
+from edgecloud.server.db.provision import Provision, ProvisionStep
 from edgecloud.server.db.workload import (
     HostSample,
     Image,
@@ -31,6 +32,8 @@ __all__ = [
     "Operation",
     "OperationStep",
     "Owned",
+    "Provision",
+    "ProvisionStep",
     "Quota",
     "SecurityGroup",
     "Token",

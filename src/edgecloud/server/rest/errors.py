@@ -38,7 +38,9 @@ def _loc(loc: tuple[Any, ...]) -> str:
 async def api_error(request: Request, exc: Exception) -> Response:
     """Render a service error."""
     assert isinstance(exc, ApiError)
-    return _body(request, exc.status, exc.code, exc.message, field=exc.field)
+    fields = getattr(exc, "fields", None)
+    extra = {"fields": fields} if fields else {}
+    return _body(request, exc.status, exc.code, exc.message, field=exc.field, **extra)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:
