@@ -6,11 +6,14 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 # What hosts need (QEMU, LXC, sshd, nftables, socat, FRR for EVPN; busybox's ping for the
-# network tests) and what the suite starts
+# network tests; the system python3 with python3-apt, sysctl and modprobe for the host
+# playbook) and what the suite starts
 # (PostgreSQL's initdb/pg_ctl). Each is installed only when its command is missing.
 HOST_DEBS   := qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img lxc:lxc-start \
                openssh-server:/usr/sbin/sshd openssh-client:ssh socat:socat nftables:nft \
-               iproute2:ip cpio:cpio frr:/usr/lib/frr/bgpd busybox:busybox
+               iproute2:ip cpio:cpio frr:/usr/lib/frr/bgpd busybox:busybox \
+               python3:/usr/bin/python3 python3-apt:/usr/lib/python3/dist-packages/apt \
+               procps:/sbin/sysctl kmod:/sbin/modprobe
 
 .PHONY: run test test-fast lint typecheck bench clean help .debs-test .debs-host .host-setup
 

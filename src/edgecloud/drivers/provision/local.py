@@ -14,6 +14,8 @@ X is a /24 of 198.18.0.0/15 that nothing on this machine used when P's first hos
     <state_dir>/P/N/root/               the host's tree (0755 down the path: unprivileged
                                         LXC containers need o+x on every parent)
     <state_dir>/P/N/ssh/                host key, authorized_keys, sshd_config, log, pid file
+    <state_dir>/P/N/sysctl.conf         the host playbook's sysctl settings (not /etc's)
+    <state_dir>/P/N/ansible-tmp/        Ansible's temp files on the host (not /root's)
 
 Links carry the alias `edgecloud-provision:P`, and sshd's command line the path of its
 config under <state_dir>/P/, so `resources` and `delete_all` find what belongs to P from the
@@ -239,7 +241,24 @@ class LocalProvider:
         except DriverError:
             self._kill([pid])
             raise
-        return ProvidedHost(name, address, sshd.SSH_PORT, host_key, str(root), ns)
+        host_vars = self._playbook_vars(host_dir, ssh_dir)
+        return ProvidedHost(name, address, sshd.SSH_PORT, host_key, str(root), ns, host_vars)
+
+    @staticmethod
+    def _playbook_vars(host_dir: Path, ssh_dir: Path) -> dict[str, str]:
+        """The host playbook's variables: this machine's files are no namespace host's.
+
+        sshd's config, authorized_keys and pid file are the host's own; sysctl settings
+        persist in the host's directory, and Ansible's temp files on the "remote" side go
+        there too (not to this machine's /root/.ansible). The namespace has no route out:
+        packages missing here are installed without an apt cache update.
+        """
+        return {
+            **sshd.playbook_vars(ssh_dir),
+            "edgecloud_sysctl_file": str(host_dir / "sysctl.conf"),
+            "edgecloud_apt_update": "false",
+            "ansible_remote_tmp": str(host_dir / "ansible-tmp"),
+        }
 
     def _ensure_netns(self, provision_id: str, ns: str, veth: str, address: str) -> None:
         if ns not in system.namespaces():

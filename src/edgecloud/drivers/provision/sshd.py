@@ -22,6 +22,9 @@ START_TIMEOUT = 10.0
 HOST_KEY = "ssh_host_ed25519_key"
 CONFIG = "sshd_config"
 LOG = "sshd.log"
+_EXEC_GRACE = 0.5  # how long a command line may stay empty during an exec
+PID_FILE = "sshd.pid"
+AUTHORIZED_KEYS = "authorized_keys"
 
 
 def ensure_host_key(ssh_dir: Path, comment: str) -> str:
@@ -42,14 +45,14 @@ def ensure_host_key(ssh_dir: Path, comment: str) -> str:
 
 def write_config(ssh_dir: Path, address: str, authorized_key: str) -> Path:
     """Write the host's authorized_keys and sshd_config; return the config's path."""
-    keys = ssh_dir / "authorized_keys"
+    keys = ssh_dir / AUTHORIZED_KEYS
     keys.write_text(authorized_key.strip() + "\n")
     keys.chmod(0o600)
     options = {
         "Port": str(SSH_PORT),
         "ListenAddress": address,
         "HostKey": str(ssh_dir / HOST_KEY),
-        "PidFile": str(ssh_dir / "sshd.pid"),
+        "PidFile": str(ssh_dir / PID_FILE),
         "AuthorizedKeysFile": str(keys),
         "PermitRootLogin": "prohibit-password",
         "PubkeyAuthentication": "yes",
@@ -68,15 +71,38 @@ def write_config(ssh_dir: Path, address: str, authorized_key: str) -> Path:
     return config
 
 
+def playbook_vars(ssh_dir: Path) -> dict[str, str]:
+    """The host playbook's variables for this sshd: its files, and SIGHUP to reload it.
+
+    (The playbook's defaults are the machine's own /etc/ssh and /root/.ssh, which a
+    namespace host must not touch.)
+    """
+    return {
+        "edgecloud_sshd_config": str(ssh_dir / CONFIG),
+        "edgecloud_authorized_keys": str(ssh_dir / AUTHORIZED_KEYS),
+        "edgecloud_sshd_reload": "pidfile",
+        "edgecloud_sshd_pid_file": str(ssh_dir / PID_FILE),
+        "edgecloud_sshd_binary": SSHD,
+    }
+
+
 def is_ours(pid: int | None, config: Path) -> bool:
-    """Whether `pid` is a live sshd started with `config` (not a reused pid)."""
-    if not pid or not running(pid):
-        return False
-    try:
-        line = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"sshd" in line and str(config).encode() in line
+    """Whether `pid` is a live sshd started with `config` (not a reused pid).
+
+    A process in the middle of an exec has an empty command line for a moment: `ip netns
+    exec` becoming sshd, or sshd re-executing itself on SIGHUP (a reload); that is waited
+    out rather than taken for another process.
+    """
+    deadline = time.monotonic() + _EXEC_GRACE
+    while pid and running(pid):
+        try:
+            line = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if line or time.monotonic() > deadline:
+            return b"sshd" in line and str(config).encode() in line
+        time.sleep(0.005)
+    return False
 
 
 def start(netns: str, config: Path) -> subprocess.Popen[bytes]:

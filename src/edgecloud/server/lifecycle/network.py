@@ -169,7 +169,9 @@ def host_net(session: Session, host: Host) -> dict[str, Any]:
     addresses = [a for a in (_ip(m.address or m.name) for m in members) if a]
     mine = _ip(host.address or host.name)
     cluster_template = _cluster_template(session, host.cluster_id)
-    rr = cluster_template.get("EVPN_ROUTE_REFLECTOR") or (addresses[0] if addresses else mine)
+    # Full mesh unless the cluster names a reflector: a reflector chosen for it (say its
+    # first host) runs BGP only while it has EVPN guests, and routes stop at it otherwise.
+    rr = cluster_template.get("EVPN_ROUTE_REFLECTOR") or None
     return {
         "address": mine,
         "peers": [a for a in addresses if a != mine],
