@@ -3,13 +3,15 @@
 Its hosts are registered with the fake hypervisor (`hypervisor = "fake"`) and need no
 configuration. Settings: any, plus `fail_once` (a method name: `create_hosts`,
 `delete_hosts` or `delete_all`) which fails the first call of that method for a provision,
-so tests see ERROR and then a retry that resumes.
+so tests see ERROR and then a retry that resumes, and `sleep` (seconds, at most 30) that
+`create_hosts` takes, so tests can stop a front-end mid-step.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class FakeProvider:
     ) -> list[ProvidedHost]:
         """Record the hosts (idempotent)."""
         self._maybe_fail(provision_id, "create_hosts", settings)
+        time.sleep(min(30.0, max(0.0, float(settings.get("sleep", 0)))))
         made = self._read(provision_id)
         out = []
         for host in hosts:

@@ -7,7 +7,9 @@ are the operator's). Its host key is pinned on first contact, or given per addre
 them); the front-end's guests and files on them are removed by the front-end before that.
 
 Settings: `port` (default 22), `root` (default /var/lib/edgecloud), `host_keys` (text:
-one "address key-type key" line per host).
+one "address key-type key" line per host), `configure` (default true; false: the machines
+are set up already, e.g. by the operator's own configuration management, and the host
+playbook is not run).
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from edgecloud.drivers.base import DriverError
 from edgecloud.drivers.provision.api import ProvidedHost, ProviderResource, ProvisionHost
 from edgecloud.drivers.provision.layout import check_id
 
-KNOWN = {"port", "root", "host_keys"}
+KNOWN = {"port", "root", "host_keys", "configure"}
 _ROOT = re.compile(r"^/[A-Za-z0-9._/\-]+$")
 
 
 class OnpremProvider:
     """A `Provider` for existing machines."""
+
+    def configures(self, settings: Mapping[str, Any]) -> bool:
+        """Whether the machines get the host playbook (unless `configure: false`)."""
+        return wants_configure(settings)
 
     def __init__(self, state_dir: Path | str = "") -> None:
         self.state_dir = state_dir  # nothing is kept: the template holds the addresses
@@ -69,7 +75,20 @@ class OnpremProvider:
         return []
 
 
+def wants_configure(settings: Mapping[str, Any]) -> bool:
+    """Whether the host playbook runs on the machines (the `configure` setting)."""
+    value = settings.get("configure", True)
+    if isinstance(value, str) and value.lower() in ("false", "no", "off", "0"):
+        return False
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1"):
+        return True
+    if not isinstance(value, bool):
+        raise DriverError("onprem provider: configure must be true or false")
+    return value
+
+
 def _settings(settings: Mapping[str, Any]) -> tuple[int, str, dict[str, str]]:
+    wants_configure(settings)
     unknown = sorted(set(settings) - KNOWN)
     if unknown:
         raise DriverError(

@@ -59,6 +59,9 @@ _CIPHERS = [
 ]
 
 
+REFUSED = "refusing to connect"  # in the error of a host key that does not match
+
+
 class SshTransport:
     """A `Transport` to one host over one persistent SSH connection.
 
@@ -374,8 +377,8 @@ class SshTransport:
                 got = key.get_fingerprint()
                 break
         return HostKeyMismatch(
-            f"host key of {self.where} changed: expected {expected}, got {got}; refusing to"
-            " connect (remove and re-add the host if this is expected)"
+            f"host key of {self.where} changed: expected {expected}, got {got}; {REFUSED}"
+            " (remove and re-add the host if this is expected)"
         )
 
     async def _forget(self, conn: asyncssh.SSHClientConnection) -> None:

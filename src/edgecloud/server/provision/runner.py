@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,8 @@ class Provisioner:
         provider = self.provider(kind)
         owner = owner_of(self.store, provision_id)
         for name, step, state in plan[first:]:
-            if self._stopping.is_set():
+            if self._stopping.is_set():  # retry resumes at this step
+                self._set(provision_id, step=name)
                 self._finish(
                     provision_id, ERROR, f"the front-end stopped before step {name}; retry"
                 )
@@ -210,9 +212,10 @@ class Provisioner:
                 home=self.home,
                 host_timeout=self.host_timeout,
                 wake_monitor=self.wake_monitor,
-                configure=self._configurer(provider),
+                configure=self._configurer(provider, template.provider_settings),
                 stopping=self._stopping.is_set,
             )
+            began = time.monotonic()
             try:
                 step(ctx)
             except EXPECTED as exc:
@@ -227,11 +230,18 @@ class Provisioner:
                     provision_id, ERROR, f"{operation} step {name}: {type(exc).__name__}: {exc}"
                 )
                 return
+            steplog(f"{name} done in {time.monotonic() - began:.2f} s")
             steplog.done()
         self._finish(provision_id, DONE if operation == "delete" else RUNNING, "")
 
-    def _configurer(self, provider: Provider) -> Callable[..., None] | None:
-        if getattr(provider, "configures", True) is False:
+    def _configurer(
+        self, provider: Provider, settings: Mapping[str, Any]
+    ) -> Callable[..., None] | None:
+        """The host playbook runner, or None where the provider's hosts need none."""
+        configures = getattr(provider, "configures", True)
+        if callable(configures):
+            configures = configures(settings)
+        if configures is False:
             return None
         from edgecloud.provision.ansible import configure_hosts  # ansible only when used
 

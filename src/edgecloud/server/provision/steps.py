@@ -17,6 +17,7 @@ from typing import Any
 
 from edgecloud.drivers.provision.api import ProvidedHost, Provider
 from edgecloud.drivers.transport.keys import ensure_client_key, public_key_line
+from edgecloud.drivers.transport.ssh import REFUSED
 from edgecloud.provision import ProvisionTemplate
 from edgecloud.server.db.engine import Store
 from edgecloud.server.db.models import Provision
@@ -187,6 +188,9 @@ def monitor(ctx: Ctx) -> None:
                 seen[name] = state
         if states and all(state == "MONITORED" for state, _ in states.values()):
             return
+        refused = [f"{n}: {e}" for n, (s, e) in sorted(states.items()) if REFUSED in e]
+        if refused:  # a pinned key the host does not have: waiting will not change it
+            raise StepError("; ".join(refused))
         if time.monotonic() > deadline or ctx.stopping():
             waiting = [
                 f"{n} {s}" + (f": {e}" if e else "")
