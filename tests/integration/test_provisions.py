@@ -301,3 +301,20 @@ def test_the_cli_creates_follows_shows_and_deletes(
     gone = runner.invoke(cli, [*auth, "provision", "delete", str(provision_id), "--wait"])
     assert gone.exit_code == 0, gone.output
     assert f"provision {provision_id} is DONE" in gone.stdout
+
+
+def test_state_changes_are_events(admin: Client) -> None:
+    stream = admin.events(kind="provision", timeout=10)
+    assert next(stream)["kind"] == "connected"
+    made = admin.provisions.create(example="local-edge", inputs={"hosts": "1"})
+    seen = []
+    for event in stream:
+        if event.get("id") == made.id:
+            seen.append((event["state"], event["step"]))
+            if event["state"] == "RUNNING":
+                break
+    stream.close()
+    assert seen[0] == ("DEPLOYING", "hosts") and seen[-1] == ("RUNNING", "")
+    assert ("CONFIGURING", "monitor") in seen
+    admin.provisions.delete(made.id)
+    assert admin.provisions.wait(made.id).state_name == "DONE"

@@ -256,7 +256,7 @@ class Provisioner:
             for key, value in changes.items():
                 setattr(row, key, value)
             row.updated_at = now()
-            event = (row.id, row.owner_id, row.group_id, row.state, row.step)
+            event = (row.id, row.owner_id, row.group_id, row.perms, row.state, row.step)
         self._publish(*event)
 
     def _finish(self, provision_id: int, state: int, error: str) -> None:
@@ -268,14 +268,22 @@ class Provisioner:
             row.params = {k: v for k, v in row.params.items() if k != "_runner"}
             if state != ERROR:
                 row.step = ""
-            event = (row.id, row.owner_id, row.group_id, row.state, row.step)
+            event = (row.id, row.owner_id, row.group_id, row.perms, row.state, row.step)
         if error:
             log.warning("provision %s: %s", provision_id, error)
         self._publish(*event)
 
-    def _publish(self, obj_id: int, owner: int, group: int, state: int, step: str) -> None:
+    def _publish(
+        self, obj_id: int, owner: int, group: int, perms: int, state: int, step: str
+    ) -> None:
         self.events.publish(
-            "provision", obj_id, owner, group, state=PROVISION_STATES[state], step=step
+            "provision",
+            obj_id,
+            owner,
+            group,
+            perms=perms,
+            state=PROVISION_STATES[state],
+            step=step,
         )
 
     # --- providers ---------------------------------------------------------------

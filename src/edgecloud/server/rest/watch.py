@@ -17,7 +17,7 @@ from edgecloud.server.rest.crud import ERRORS
 from edgecloud.server.rest.deps import FrontEndDep, PrincipalDep
 
 KEEPALIVE_SECONDS = 15.0
-KIND_RESOURCE = {"vm": "VM", "host": "HOST"}
+KIND_RESOURCE = {"vm": "VM", "host": "HOST", "provision": "PROVISION"}
 
 
 def routers() -> list[APIRouter]:
@@ -34,7 +34,7 @@ def routers() -> list[APIRouter]:
         request: Request,
         frontend: FrontEndDep,
         principal: PrincipalDep,
-        kind: Literal["vm", "host", "operation"] | None = None,
+        kind: Literal["vm", "host", "operation", "provision"] | None = None,
         obj_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
         owner_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
         once: Annotated[bool, Query(description="end after the first matching event")] = False,
