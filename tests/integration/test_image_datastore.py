@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import io
 import json
 import os
 import subprocess
 import tarfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,27 +16,15 @@ import pytest
 
 from edgecloud.client import Client, EdgecloudError
 from tests.support.frontend import RunningFrontEnd
+from tests.support.web import serve_directory
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """An HTTP server on loopback serving a temp directory: (base URL, directory)."""
     root = tmp_path_factory.mktemp("web")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve_directory(root) as url:
+        yield url, root
 
 
 def _sha(data: bytes) -> str:

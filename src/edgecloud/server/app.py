@@ -25,6 +25,7 @@ from edgecloud.server.metrics import Metrics
 from edgecloud.server.middleware import BodyLimit, RequestContext
 from edgecloud.server.rest import errors, identity, infra, network, provisions, watch, workload
 from edgecloud.server.rest.deps import FrontEnd, PrincipalDep
+from edgecloud.server.xmlrpc import endpoint as xmlrpc_endpoint
 
 log = logging.getLogger("edgecloud.server")
 API_PREFIX = "/api/v1"
@@ -84,6 +85,8 @@ def create_app(
     for module in (workload, infra, network, identity, provisions, watch):
         for router in module.routers():
             app.include_router(router, prefix=API_PREFIX)
+    for router in xmlrpc_endpoint.routers():
+        app.include_router(router)  # POST /RPC2, as OpenNebula serves it
     _docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, observe=metrics.observe_api)

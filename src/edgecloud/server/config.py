@@ -56,6 +56,9 @@ class Settings(BaseModel):
         default_factory=dict
     )
     provision_stand_in: bool = False
+    # A second listener for OpenNebula clients (their default is host:2633, path /RPC2);
+    # empty: /RPC2 only on `bind`.
+    xmlrpc_bind: str = Field(default="", pattern=r"^(|\[?[0-9A-Za-z.:\-]+\]?:[0-9]{1,5})$")
     provision_host_timeout: float = Field(default=300.0, gt=0, le=3600)
 
     @property

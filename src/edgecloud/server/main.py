@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import threading
 from typing import TextIO
 
 import uvicorn
@@ -60,6 +61,23 @@ def serve(settings: Settings, *, local_host: bool = False) -> None:
     # Everything loaded so far lives as long as the process: keep the collector off it.
     gc.collect()
     gc.freeze()
+    if settings.xmlrpc_bind:
+        rpc_host, _, rpc_port = settings.xmlrpc_bind.rpartition(":")
+        # The same app on OpenNebula's port; its lifespan (the background loops) runs once,
+        # with the main listener.
+        second = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=rpc_host.strip("[]"),
+                port=int(rpc_port),
+                log_level="warning",
+                access_log=False,
+                proxy_headers=False,
+                lifespan="off",
+            )
+        )
+        threading.Thread(target=second.run, name="xmlrpc-listener", daemon=True).start()
+        print(f"  XML-RPC (OpenNebula clients): http://{settings.xmlrpc_bind}/RPC2", file=out)
     uvicorn.run(
         app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
     )

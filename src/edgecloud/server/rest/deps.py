@@ -9,8 +9,10 @@ from fastapi import Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from edgecloud.api.common import MAX_ID
+from edgecloud.api.workload import Vm
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.auth.authn import Authenticator
+from edgecloud.server.auth.permissions import parse_perms
 from edgecloud.server.background import Background
 from edgecloud.server.config import Settings
 from edgecloud.server.db.engine import Store
@@ -41,6 +43,21 @@ class FrontEnd:
     def sync_security_group(self, group_id: int) -> None:
         """Re-send a changed group's rules to the hosts of the running VMs it filters."""
         netsync.sync_group_soon(self.store, self.drivers, group_id)
+
+    def vm_changed(self, vm: Vm) -> None:
+        """Wake the engine for what was queued and tell watchers the VM changed."""
+        self.wake()
+        self.events.publish(
+            "vm",
+            vm.id,
+            vm.owner_id,
+            vm.group_id,
+            state=vm.state,
+            lcm_state=vm.lcm_state,
+            host_id=vm.host_id,
+            error=vm.error,
+            perms=parse_perms(vm.permissions),
+        )
 
     def wake_monitor(self) -> None:
         """Tell the monitor to probe now (a host was added or changed)."""

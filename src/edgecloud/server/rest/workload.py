@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from edgecloud.api import workload as wire
 from edgecloud.api.common import Page
 from edgecloud.server.auth.access import Principal
-from edgecloud.server.auth.permissions import parse_perms
 from edgecloud.server.db.models import Operation, Vm
 from edgecloud.server.lifecycle import netsync
 from edgecloud.server.rest.crud import ERRORS, IdPath, crud_router
@@ -67,19 +66,7 @@ def _answer(session: Session, row: Vm, op: Operation | None) -> wire.VmActionAcc
 
 def _accepted(frontend: FrontEnd, out: wire.VmActionAccepted) -> wire.VmActionAccepted:
     """Wake the engine for the queued operation and tell watchers the VM changed."""
-    frontend.wake()
-    vm = out.vm
-    frontend.events.publish(
-        "vm",
-        vm.id,
-        vm.owner_id,
-        vm.group_id,
-        state=vm.state,
-        lcm_state=vm.lcm_state,
-        host_id=vm.host_id,
-        error=vm.error,
-        perms=parse_perms(vm.permissions),
-    )
+    frontend.vm_changed(out.vm)
     return out
 
 
