@@ -7,6 +7,7 @@ import xmlrpc.client
 from typing import Any
 
 import pyone
+from pyone import server_xrpc
 
 from tests.support.frontend import RunningFrontEnd
 from tests.support.onexsd import validate
@@ -17,10 +18,23 @@ def rpc_url(frontend: RunningFrontEnd) -> str:
     return f"{frontend.url}/RPC2"
 
 
+class _Validating(server_xrpc.OneServerXRPC):  # type: ignore[misc]
+    """pyone's own XML-RPC client, validating each document it receives before it parses
+    it (every document a test receives goes through the XSDs)."""
+
+    def _do_request(self, method: str, params: Any) -> Any:
+        answer = super()._do_request(method, params)
+        if answer and answer[0] and isinstance(answer[1], str) and answer[1].startswith("<"):
+            validate(answer[1], extended=method == "one.vmpool.infoextended")
+        return answer
+
+
 def pyone_client(frontend: RunningFrontEnd, user: str = "", password: str = "") -> Any:
-    """pyone's OneServer for a user (the admin by default)."""
+    """pyone's OneServer (XML-RPC) for a user (the admin by default)."""
     session = f"{user or frontend.admin_user}:{password or frontend.admin_password}"
-    return pyone.OneServer(rpc_url(frontend), session=session)
+    server = pyone.OneServer(rpc_url(frontend), session=session)
+    assert isinstance(server, server_xrpc.OneServerXRPC)
+    return _Validating(rpc_url(frontend), session)
 
 
 class Raw:
