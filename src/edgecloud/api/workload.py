@@ -328,3 +328,23 @@ class DiskResize(Body):
     """Grow a disk (never shrink)."""
 
     size_mb: int = Field(ge=1, le=16 * 1024 * 1024)
+
+
+class VmResize(Body):
+    """New CPU, VCPU and/or memory of a VM that runs nowhere right now (OpenNebula's
+    one.vm.resize): powered off (its host keeps room for the new size, checked unless
+    `enforce` is false, which administrators may ask), undeployed, pending or on hold."""
+
+    cpu: float | None = Field(default=None, gt=0, le=1024)
+    vcpu: int | None = Field(default=None, ge=1, le=1024)
+    memory_mb: int | None = Field(default=None, ge=1, le=16 * 1024 * 1024)
+    enforce: bool = True
+
+
+class VmUpdateConf(Body):
+    """New OS, FEATURES, INPUT, GRAPHICS, RAW, CPU_MODEL or CONTEXT sections (OpenNebula's
+    one.vm.updateconf) of a VM that runs nowhere right now; each given section replaces
+    the VM's (with `merge`, its attributes are merged into it)."""
+
+    template: TemplateIn
+    merge: bool = False

@@ -19,6 +19,7 @@ from edgecloud.cli import (
     template,
     user,
     vm,
+    vm_config,  # noqa: F401 - adds vm resize and updateconf
     vm_disks,  # noqa: F401 - adds the vm disk-* commands
     vnet,
 )

@@ -120,3 +120,26 @@ class VmDisks:
         """Grow a disk to `size_mb`."""
         path = f"{self.path}/{obj_id}/disks/{disk_id}/resize"
         return self._accepted("POST", path, {"size_mb": size_mb})
+
+    def resize(
+        self,
+        obj_id: int,
+        *,
+        cpu: float | None = None,
+        vcpu: int | None = None,
+        memory_mb: int | None = None,
+        enforce: bool = True,
+    ) -> workload.Vm:
+        """Give a VM that runs nowhere (powered off, undeployed, pending, held) a new size."""
+        body = {"cpu": cpu, "vcpu": vcpu, "memory_mb": memory_mb, "enforce": enforce}
+        body = {k: v for k, v in body.items() if v is not None}
+        answer = self.client.request("POST", f"{self.path}/{obj_id}/resize", json=body)
+        return workload.Vm.model_validate(answer["vm"])
+
+    def update_conf(
+        self, obj_id: int, template: dict[str, Any] | str, *, merge: bool = False
+    ) -> workload.Vm:
+        """Replace (or merge into) a VM's OS, FEATURES, ... CONTEXT sections."""
+        body = {"template": template, "merge": merge}
+        answer = self.client.request("POST", f"{self.path}/{obj_id}/conf", json=body)
+        return workload.Vm.model_validate(answer["vm"])

@@ -42,10 +42,22 @@ def reserve(session: Session, host_id: int, vm: Vm, *, field: str = "host_id") -
             f"VM {vm.id} needs {vm.cpu:g} CPU and {vm.memory_mb} MiB",
             field=field,
         )
+    _add(host, vm)
+    return host
+
+
+def take(session: Session, host_id: int, vm: Vm) -> None:
+    """Count the VM's CPU and memory on the host without checking room (an administrator's
+    forced resize)."""
+    host = session.scalars(select(Host).where(Host.id == host_id).with_for_update()).first()
+    if host is not None:
+        _add(host, vm)
+
+
+def _add(host: Host, vm: Vm) -> None:
     host.used_cpu += vm.cpu
     host.used_memory_mb += vm.memory_mb
     host.running_vms += 1
-    return host
 
 
 def release(session: Session, host_id: int | None, vm: Vm) -> None:

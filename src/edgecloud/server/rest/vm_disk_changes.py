@@ -12,7 +12,7 @@ from edgecloud.api import workload as wire
 from edgecloud.server.db.models import Operation, Vm
 from edgecloud.server.rest.crud import IdPath
 from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, PrincipalDep
-from edgecloud.server.services import vm_disk_changes
+from edgecloud.server.services import vm_config, vm_disk_changes
 
 DiskIdPath = Annotated[int, Path(ge=0, le=255)]
 Answer = Callable[[Session, Vm, Operation | None], wire.VmActionAccepted]
@@ -66,4 +66,34 @@ def add_disk_change_routes(router: APIRouter, answer: Answer, accepted: Accepted
         with frontend.store.write() as session:
             row, op = vm_disk_changes.resize(session, principal, obj_id, disk_id, body)
             out = answer(session, row, op)
+        return accepted(frontend, out)
+
+
+def add_config_routes(router: APIRouter, answer: Answer, accepted: Accepted) -> None:
+    """Add POST /vms/{id}/resize and POST /vms/{id}/conf (a VM that runs nowhere)."""
+
+    @router.post(
+        "/{obj_id}/resize",
+        response_model=wire.VmActionAccepted,
+        summary="New CPU, VCPU, memory (powered off, undeployed, pending or on hold)",
+    )
+    def vm_resize(
+        frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.VmResize
+    ) -> wire.VmActionAccepted:
+        with frontend.store.write() as session:
+            row = vm_config.resize(session, principal, obj_id, body)
+            out = answer(session, row, None)
+        return accepted(frontend, out)
+
+    @router.post(
+        "/{obj_id}/conf",
+        response_model=wire.VmActionAccepted,
+        summary="New OS, FEATURES, INPUT, GRAPHICS, RAW, CPU_MODEL or CONTEXT sections",
+    )
+    def vm_update_conf(
+        frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.VmUpdateConf
+    ) -> wire.VmActionAccepted:
+        with frontend.store.write() as session:
+            row = vm_config.update_conf(session, principal, obj_id, body)
+            out = answer(session, row, None)
         return accepted(frontend, out)

@@ -24,7 +24,7 @@ from edgecloud.server.rest.deps import (
 )
 from edgecloud.server.rest.images import add_image_routes
 from edgecloud.server.rest.vm_bundle import add_bundle_routes
-from edgecloud.server.rest.vm_disk_changes import add_disk_change_routes
+from edgecloud.server.rest.vm_disk_changes import add_config_routes, add_disk_change_routes
 from edgecloud.server.rest.vm_disks import add_disk_routes
 from edgecloud.server.services import guests, monitoring, nic_groups, operations, vm_nics
 from edgecloud.server.services.images import Images
@@ -93,6 +93,7 @@ def routers() -> list[APIRouter]:
     )
     add_disk_routes(vm_router, images)
     add_disk_change_routes(vm_router, _answer, _accepted)
+    add_config_routes(vm_router, _answer, _accepted)
     add_bundle_routes(vm_router, vms, images)
     op_router = APIRouter(prefix="/operations", tags=["operations"], responses=ERRORS)
 

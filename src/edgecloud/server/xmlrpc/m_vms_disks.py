@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from edgecloud.api import workload as wire
 from edgecloud.server.db.models import Operation, Vm
-from edgecloud.server.services import vm_disk_changes, vm_disks, vm_nics
+from edgecloud.server.services import vm_config, vm_disk_changes, vm_disks, vm_nics
 from edgecloud.server.services.images import Images
 from edgecloud.server.xmlrpc.core import ACTION, Ctx, OneError, method
 from edgecloud.server.xmlrpc.m_vms_base import attributes, changed, publish, vm_access, wire_body
@@ -187,23 +187,35 @@ def disksaveas(ctx: Ctx, vm_id: int, disk_id: int, name: str, kind: str, snap_id
     return image_id
 
 
-@method("one.vm.resize", int, str, bool, defaults=(False,), kind="action")
+@method("one.vm.resize", int, str, bool, defaults=(True,), kind="action")
 def resize(ctx: Ctx, vm_id: int, template: str, enforce: bool) -> int:
-    """Changing a VM's CPU and memory: not something our VM services do."""
-    raise OneError(
-        ACTION,
-        "resizing a VM's CPU or memory is not supported: create a VM of the new size"
-        " (disks grow with one.vm.diskresize)",
-        vm_id,
-    )
+    """New CPU, VCPU, MEMORY for a VM that runs nowhere (its host's room checked unless an
+    administrator says enforce = false)."""
+    attrs = attributes(template, "template")
+    values: dict[str, Any] = {"enforce": enforce}
+    for key, field, kind in (
+        ("CPU", "cpu", float),
+        ("VCPU", "vcpu", int),
+        ("MEMORY", "memory_mb", int),
+    ):
+        if key in attrs:
+            try:
+                values[field] = kind(str(attrs[key]))
+            except ValueError:
+                raise OneError(
+                    ACTION, f"{key} must be a number, got {attrs[key]!r}", vm_id
+                ) from None
+    body = wire_body(wire.VmResize, **values)
+    return _change(ctx, vm_id, lambda s: (vm_config.resize(s, ctx.principal, vm_id, body), None))
 
 
 @method("one.vm.updateconf", int, str, int, defaults=(0,), kind="action")
 def updateconf(ctx: Ctx, vm_id: int, template: str, append: int) -> int:
-    """Changing a VM's OS, FEATURES, GRAPHICS, CONTEXT...: not something our VM services do."""
-    raise OneError(
-        ACTION,
-        "updating a VM's configuration (OS, FEATURES, INPUT, GRAPHICS, RAW, CONTEXT) is not"
-        " supported: its template is fixed at creation (one.vm.update changes USER_TEMPLATE)",
-        vm_id,
+    """Replace (append = 1: merge into) the OS, FEATURES, INPUT, GRAPHICS, RAW, CPU_MODEL and
+    CONTEXT sections of a VM that runs nowhere; they apply at its next boot."""
+    body = wire_body(
+        wire.VmUpdateConf, template=attributes(template, "template"), merge=bool(append)
+    )
+    return _change(
+        ctx, vm_id, lambda s: (vm_config.update_conf(s, ctx.principal, vm_id, body), None)
     )
