@@ -37,9 +37,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+# bench/xmlrpc.py would hide the standard library's `xmlrpc` from scripts run from here.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from edgecloud.server.scheduler import (
+from edgecloud.server.scheduler import (  # noqa: E402
     ClusterView,
     HostView,
     Plan,
@@ -47,7 +49,7 @@ from edgecloud.server.scheduler import (
     VmDemand,
     plan,
 )
-from edgecloud.server.scheduler.snapshot import cpu_percent, free_cpu_percent
+from edgecloud.server.scheduler.snapshot import cpu_percent, free_cpu_percent  # noqa: E402
 
 CLUSTERS = 10
 REQUIREMENTS = (
