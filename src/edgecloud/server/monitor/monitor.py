@@ -129,7 +129,17 @@ class Monitor:
                     )
                 )
             )
-            for probe in probes:
+            # Every writer locks VMs before hosts. One round touches many hosts in one
+            # transaction: lock all their VMs first (by id), then each host in id order, so a
+            # request holding a VM and waiting for a host never meets a round holding that
+            # host and waiting for the VM (a deadlock on PostgreSQL).
+            probed = sorted(probes, key=lambda p: p.host_id)
+            ids = [p.host_id for p in probed]
+            placed = Vm.host_id.in_(ids) if len(ids) <= 5000 else Vm.host_id.is_not(None)
+            session.execute(
+                select(Vm.id).where(placed, Vm.state != 6).order_by(Vm.id).with_for_update()
+            ).all()
+            for probe in probed:
                 changes += self._apply(session, probe, busy)
             changes += self._failure_policy(session, busy)
             self._expire_samples(session)
