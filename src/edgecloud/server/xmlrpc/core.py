@@ -14,12 +14,12 @@ import logging
 import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from xml.parsers.expat import ExpatError
 
 from defusedxml import DefusedXmlException
 from defusedxml.xmlrpc import monkey_patch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.errors import (
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from edgecloud.server.rest.deps import FrontEnd
 
 log = logging.getLogger("edgecloud.xmlrpc")
+B = TypeVar("B", bound=BaseModel)
 # xmlrpc.client parses with expat as it is: defusedxml's parser refuses entity declarations
 # and external references, and bounds gzip bodies (for this whole process).
 monkey_patch()
@@ -251,6 +252,17 @@ def translate(exc: ApiError, kind: str) -> OneError:
     if isinstance(exc, InvalidInput | Conflict | Exhausted | HostFailed):
         return OneError(ACTION, exc.message)
     return OneError(ACTION, exc.message)
+
+
+def wire_body(model: type[B], **values: Any) -> B:
+    """A service's input body from a call's values; a value it refuses is the services'
+    InvalidInput (ACTION, or ALLOCATE for an allocate method) naming the field."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or model.__name__
+        raise InvalidInput(where, first["msg"]) from None
 
 
 def not_found(kind: str, obj_id: int) -> OneError:

@@ -19,7 +19,7 @@ from edgecloud.server.db.models import Image
 from edgecloud.server.errors import Conflict, InvalidInput
 from edgecloud.server.services.images import DISABLED, READY, Images
 from edgecloud.server.xmlrpc import m_templates  # noqa: F401  (registers one.template.*)
-from edgecloud.server.xmlrpc.core import ACTION, Ctx, OneError, method
+from edgecloud.server.xmlrpc.core import ACTION, Ctx, OneError, method, wire_body
 from edgecloud.server.xmlrpc.m_images_render import (
     IMAGE_SELECT,
     IMAGE_TYPES,
@@ -29,7 +29,6 @@ from edgecloud.server.xmlrpc.m_images_render import (
     load,
     optional_id,
     read_template,
-    wire,
 )
 from edgecloud.server.xmlrpc.pools import PoolFilter
 from edgecloud.server.xmlrpc.xml import dumps, pool
@@ -78,7 +77,7 @@ def image_create(attrs: dict[str, Any], datastore_id: int) -> wire_types.ImageCr
         where["path"] = source
     elif kind != "DATABLOCK" or int(size) <= 0:
         raise InvalidInput("PATH", "give PATH (a URL or a file), or SIZE for an empty DATABLOCK")
-    return wire(
+    return wire_body(
         wire_types.ImageCreate,
         name=name,
         datastore_id=datastore_id,
@@ -149,7 +148,7 @@ def image_chmod(ctx: Ctx, image_id: int, *bits: int) -> int:
 @method("one.image.chown", int, int, int, kind="action")
 def image_chown(ctx: Ctx, image_id: int, uid: int, gid: int) -> int:
     """Change owner and/or group (-1 keeps one)."""
-    body = wire(Chown, owner_id=optional_id(uid), group_id=optional_id(gid))
+    body = wire_body(Chown, owner_id=optional_id(uid), group_id=optional_id(gid))
     with ctx.frontend.store.write() as session:
         load(session, ctx.principal, Image, KIND, image_id, "MANAGE")
         IMAGES.chown(session, ctx.principal, image_id, body)
@@ -159,7 +158,7 @@ def image_chown(ctx: Ctx, image_id: int, uid: int, gid: int) -> int:
 @method("one.image.rename", int, str, kind="action")
 def image_rename(ctx: Ctx, image_id: int, name: str) -> int:
     """Rename an image (names are unique per owner)."""
-    checked = wire(wire_types.ImageClone, name=name).name
+    checked = wire_body(wire_types.ImageClone, name=name).name
     with ctx.frontend.store.write() as session:
         row = load(session, ctx.principal, Image, KIND, image_id, "MANAGE")
         IMAGES.rename(session, ctx.principal, row, checked)
@@ -179,7 +178,7 @@ def image_persistent(ctx: Ctx, image_id: int, persistent: bool) -> int:
 @method("one.image.chtype", int, str, kind="action")
 def image_chtype(ctx: Ctx, image_id: int, kind: str) -> int:
     """Change the image's TYPE (OS, CDROM, DATABLOCK, ...)."""
-    body = wire(wire_types.ImageUpdate, kind=kind.strip().upper())
+    body = wire_body(wire_types.ImageUpdate, kind=kind.strip().upper())
     with ctx.frontend.store.write() as session:
         load(session, ctx.principal, Image, KIND, image_id, "MANAGE")
         IMAGES.update(session, ctx.principal, image_id, body)

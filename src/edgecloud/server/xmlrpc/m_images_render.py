@@ -10,26 +10,23 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 from typing import cast as typed
 
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import Row, Select, String, cast, or_, select
 from sqlalchemy.orm import Session
 
 from edgecloud.api import workload as wire_types
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.db.models import Datastore, Group, Image, Owned, User, Vm, VmTemplate
-from edgecloud.server.errors import Conflict, InvalidInput, NotFound
+from edgecloud.server.errors import Conflict, NotFound
 from edgecloud.server.services import objects
 from edgecloud.server.services.images import LOCKED, USABLE, Images
-from edgecloud.server.services.template_syntax import parse_json_template
-from edgecloud.server.xmlrpc.core import AUTHORIZATION, XML_RPC_API, OneError
-from edgecloud.server.xmlrpc.xml import Element, ids, parse_one_template, permissions, text
+from edgecloud.server.xmlrpc.core import AUTHORIZATION, XML_RPC_API, OneError, wire_body
+from edgecloud.server.xmlrpc.xml import Element, attributes, ids, permissions, text
 from edgecloud.server.xmlrpc.xml import template as template_el
 
 IMAGE_TYPES = {"OS": 0, "CDROM": 1, "DATABLOCK": 2, "KERNEL": 3, "RAMDISK": 4, "CONTEXT": 5}
 DONE = 6  # a VM in DONE gave its images back
 MAX_VM_PATTERNS = 64  # in-use images looked up one by one; beyond, any VM with an image
 IMAGES = Images()
-B = TypeVar("B", bound=BaseModel)
 M = TypeVar("M", bound=Owned)
 
 # Columns, not ORM objects (a pool of thousands is built the faster for it), typed
@@ -86,19 +83,7 @@ TEMPLATE_SELECT: Select[Any] = typed(
 
 def read_template(value: str, *, field: str = "template") -> dict[str, Any]:
     """A template parameter (OpenNebula syntax, or XML as pyone sends dicts) as attributes."""
-    if value.lstrip().startswith("<"):
-        return parse_json_template(parse_one_template(value, field=field))
-    return objects.parse_template_input(value, field=field)
-
-
-def wire(cls: type[B], **values: Any) -> B:
-    """A wire body; a value it refuses is the services' InvalidInput."""
-    try:
-        return cls(**values)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or cls.__name__
-        raise InvalidInput(where, str(error["msg"])) from None
+    return attributes(value, field=field)
 
 
 def load(
@@ -141,14 +126,14 @@ def optional_id(value: int) -> int | None:
 def clone_image(session: Session, principal: Principal, image_id: int, name: str, ds: int) -> int:
     """Copy an image (datastore -1: the same): its bytes, the copy LOCKED until they are
     copied; an empty DATABLOCK (no bytes) as a new empty one of its size, READY at once."""
-    body = wire(wire_types.ImageClone, name=name, datastore_id=optional_id(ds))
+    body = wire_body(wire_types.ImageClone, name=name, datastore_id=optional_id(ds))
     source = load(session, principal, Image, "IMAGE", image_id, "USE")
     if source.source or source.path or source.origin or source.kind != "DATABLOCK":
         return IMAGES.clone(session, principal, image_id, body).id
     if source.state not in USABLE:
         state = wire_types.IMAGE_STATES.get(source.state, str(source.state))
         raise Conflict(f"image {image_id} is {state}: it cannot be copied now", field="id")
-    create = wire(
+    create = wire_body(
         wire_types.ImageCreate,
         name=body.name,
         datastore_id=source.datastore_id if body.datastore_id is None else body.datastore_id,

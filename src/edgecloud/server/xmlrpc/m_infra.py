@@ -23,12 +23,11 @@ from edgecloud.server.services.clusters import Clusters
 from edgecloud.server.services.datastores import Datastores
 from edgecloud.server.services.hosts import Hosts
 from edgecloud.server.xmlrpc import m_infra_render as render
-from edgecloud.server.xmlrpc.core import Ctx, method
+from edgecloud.server.xmlrpc.core import Ctx, method, wire_body
 from edgecloud.server.xmlrpc.m_system import (
     changed_template,
     chmod_bits,
     template_attrs,
-    wire_body,
 )
 from edgecloud.server.xmlrpc.pools import PoolFilter
 

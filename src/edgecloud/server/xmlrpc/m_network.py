@@ -18,13 +18,12 @@ from edgecloud.server.db.models import Lease, Vnet
 from edgecloud.server.errors import Conflict, InvalidInput
 from edgecloud.server.services.reservations import PARENT
 from edgecloud.server.services.vnets import Vnets
-from edgecloud.server.xmlrpc.core import Ctx, method
+from edgecloud.server.xmlrpc.core import Ctx, method, wire_body
 from edgecloud.server.xmlrpc.m_network_common import names, register_owned, with_names
 from edgecloud.server.xmlrpc.m_network_render import (
     DRIVER_OF_MAD,
     PARENT_AR,
     VnetParts,
-    build,
     id_list,
     number,
     parse,
@@ -66,7 +65,7 @@ def vn_allocate(ctx: Ctx, text: str, cluster_id: int) -> int:
     attrs.pop("BRIDGE_TYPE", None)
     if mad.lower() == "dummy":
         attrs["VN_MAD"] = "dummy"
-    body = build(
+    body = wire_body(
         wire.VnetCreate,
         name=name,
         driver=driver,
@@ -127,7 +126,7 @@ def vn_update(ctx: Ctx, vnet_id: int, text: str, append: int) -> int:
             attrs.pop(key, None)
             if key in row.template and (key != "VN_MAD" or vn_mad(row) == "dummy"):
                 attrs[key] = row.template[key]
-        body = build(
+        body = wire_body(
             wire.VnetUpdate,
             bridge=None if bridge is None else single(bridge, "BRIDGE"),
             phydev=None if phydev is None else single(phydev, "PHYDEV"),
@@ -212,7 +211,7 @@ def vn_reserve(ctx: Ctx, vnet_id: int, text: str) -> int:
             raise InvalidInput(key, why)
     if "SIZE" not in attrs:
         raise InvalidInput("SIZE", "how many addresses: SIZE is missing")
-    body = build(
+    body = wire_body(
         wire.ReserveRequest,
         size=number(attrs["SIZE"], "SIZE"),
         name=single(attrs.get("NAME", ""), "NAME") or None,
@@ -227,7 +226,7 @@ def vn_reserve(ctx: Ctx, vnet_id: int, text: str) -> int:
 def vn_hold(ctx: Ctx, vnet_id: int, text: str) -> int:
     """Put LEASE = [ IP = ... ] (or MAC, and AR_ID) on hold: nobody gets it."""
     lease = _lease_vector(text)
-    body = build(
+    body = wire_body(
         wire.LeaseRequest,
         ip=lease.get("IP") or None,
         mac=lease.get("MAC") or None,

@@ -15,9 +15,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -28,11 +27,10 @@ from edgecloud.server.lifecycle.network import VNI_BASE
 from edgecloud.server.services import ipam
 from edgecloud.server.services.address_ranges import address_at, ranges_overlap, validate_range
 from edgecloud.server.services.reservations import PARENT
-from edgecloud.server.services.template_syntax import TemplateSyntaxError, parse_json_template
 from edgecloud.server.services.vnets import network_of_template
-from edgecloud.server.xmlrpc.xml import el, fields, ids, parse_one_template, permissions, template
+from edgecloud.server.xmlrpc.core import wire_body
+from edgecloud.server.xmlrpc.xml import attributes, el, fields, ids, permissions, template
 
-B = TypeVar("B", bound=BaseModel)
 MAD_OF_DRIVER = {"bridge": "bridge", "vlan": "802.1Q", "vxlan": "vxlan", "evpn": "evpn"}
 DRIVER_OF_MAD = {"bridge": "bridge", "dummy": "bridge", "802.1q": "vlan", "vxlan": "vxlan"}
 DRIVER_OF_MAD |= {"evpn": "evpn"}
@@ -49,10 +47,7 @@ FIXED_AR |= {"PREFIX_LENGTH"}
 # --- templates in ----------------------------------------------------------------------
 def parse(text: str, name: str = "template") -> dict[str, Any]:
     """A template (OpenNebula syntax or XML) as attributes: upper-case keys, AR/RULE lists."""
-    try:
-        return parse_json_template(parse_one_template(text, field=name))
-    except TemplateSyntaxError as exc:
-        raise InvalidInput(name, str(exc)) from None
+    return attributes(text, field=name)
 
 
 def vectors(attrs: dict[str, Any], name: str, *marks: str) -> list[dict[str, str]]:
@@ -66,16 +61,6 @@ def vectors(attrs: dict[str, Any], name: str, *marks: str) -> list[dict[str, str
         if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
             raise InvalidInput(f"{name}[{index}]", f"must be a vector: {name} = [ KEY = value ]")
     return items
-
-
-def build(model: type[B], **values: Any) -> B:
-    """A wire body, its validation errors as InvalidInput."""
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or model.__name__
-        raise InvalidInput(where, first["msg"]) from None
 
 
 def single(value: Any, name: str) -> str:
@@ -112,7 +97,7 @@ def range_in(vector: Mapping[str, str], name: str) -> tuple[wire.AddressRangeIn,
             values["prefix_length"] = number(value, f"{name}.{key}")
         elif value:
             values[key.lower()] = value
-    return build(wire.AddressRangeIn, **values), range_extras(vector)
+    return wire_body(wire.AddressRangeIn, **values), range_extras(vector)
 
 
 def range_extras(vector: Mapping[str, str]) -> dict[str, str]:

@@ -16,9 +16,9 @@ from edgecloud.server.errors import InvalidInput
 from edgecloud.server.services.secgroups import SecurityGroups
 from edgecloud.server.services.template_syntax import parse_json_template
 from edgecloud.server.services.vnets import Vnets
-from edgecloud.server.xmlrpc.core import Ctx, method
+from edgecloud.server.xmlrpc.core import Ctx, method, wire_body
 from edgecloud.server.xmlrpc.m_network_common import names, register_owned, valid_name, with_names
-from edgecloud.server.xmlrpc.m_network_render import build, parse, single
+from edgecloud.server.xmlrpc.m_network_render import parse, single
 from edgecloud.server.xmlrpc.m_secgroups_render import (
     bare_read_back,
     range_blocks,
@@ -42,7 +42,7 @@ def sg_allocate(ctx: Ctx, text: str) -> int:
     with ctx.frontend.store.write() as session:
         rules = rules_in(attrs, functools.partial(_network_blocks, session, ctx.principal))
         attrs.pop("RULE", None)
-        body = build(wire.SecurityGroupCreate, name=name, rules=rules, template=attrs)
+        body = wire_body(wire.SecurityGroupCreate, name=name, rules=rules, template=attrs)
         return secgroups.create(session, ctx.principal, body).id
 
 
@@ -77,7 +77,7 @@ def sg_update(ctx: Ctx, group_id: int, text: str, append: int) -> int:
             attrs["RULE"] = current["RULE"]  # what the document could not show is kept
         rules = rules_in(attrs, functools.partial(_network_blocks, session, ctx.principal))
         attrs.pop("RULE", None)
-        body = build(wire.SecurityGroupUpdate, rules=rules, template=attrs)
+        body = wire_body(wire.SecurityGroupUpdate, rules=rules, template=attrs)
         secgroups.update(session, ctx.principal, group_id, body)
     ctx.frontend.sync_security_group(group_id)
     return group_id
@@ -96,7 +96,7 @@ def sg_clone(ctx: Ctx, group_id: int, name: str) -> int:
     """A copy of a group (USE right) owned by the caller."""
     with ctx.frontend.store.write() as session:
         row = secgroups.load(session, ctx.principal, group_id)
-        body = build(
+        body = wire_body(
             wire.SecurityGroupCreate,
             name=valid_name(name),
             rules=[wire.SecurityRule(**r) for r in row.rules],

@@ -19,7 +19,8 @@ from typing import Any
 from edgecloud.api import network as wire
 from edgecloud.server.db.models import AddressRange, SecurityGroup
 from edgecloud.server.errors import InvalidInput
-from edgecloud.server.xmlrpc.m_network_render import build, number, owned, vectors
+from edgecloud.server.xmlrpc.core import wire_body
+from edgecloud.server.xmlrpc.m_network_render import number, owned, vectors
 from edgecloud.server.xmlrpc.xml import ids, template
 
 PROTOCOLS = {p.upper(): p for p in ("TCP", "UDP", "ICMP", "ICMPv6", "IPSEC", "ALL")}
@@ -60,7 +61,7 @@ def rules_in(
             blocks = list(_blocks(rule["IP"], rule.get("SIZE", "1"), name))
         elif rule.get("NETWORK_ID", "").strip():
             blocks = list(network_blocks(number(rule["NETWORK_ID"], f"{name}.NETWORK_ID")))
-        out += [build(wire.SecurityRule, **base, cidr=block) for block in blocks]
+        out += [wire_body(wire.SecurityRule, **base, cidr=block) for block in blocks]
     return out
 
 

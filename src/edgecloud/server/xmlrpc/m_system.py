@@ -9,9 +9,8 @@ parameters).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,13 +22,10 @@ from edgecloud.server.auth.tokens import token_digest
 from edgecloud.server.db.models import Group, Token, User, UserGroup, now
 from edgecloud.server.errors import Forbidden, InvalidInput, NotFound
 from edgecloud.server.services import acls, quotas, users
-from edgecloud.server.services.objects import parse_template_input
-from edgecloud.server.services.template_syntax import TemplateSyntaxError
 from edgecloud.server.xmlrpc import m_system_render as render
-from edgecloud.server.xmlrpc.core import XML_RPC_API, Ctx, OneError, method, not_found
-from edgecloud.server.xmlrpc.xml import dumps, parse_one_template
+from edgecloud.server.xmlrpc.core import XML_RPC_API, Ctx, OneError, method, not_found, wire_body
+from edgecloud.server.xmlrpc.xml import attributes, dumps
 
-B = TypeVar("B", bound=BaseModel)
 USERS, GROUPS = users.Users(), users.Groups()
 AUTH_DRIVERS = ("", "core")
 
@@ -37,22 +33,9 @@ AUTH_DRIVERS = ("", "core")
 # --- shared helpers -------------------------------------------------------------------
 
 
-def wire_body(model: type[B], **values: Any) -> B:
-    """Build a wire body; a value it refuses is the services' InvalidInput."""
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or model.__name__
-        raise InvalidInput(where, first["msg"]) from None
-
-
 def template_attrs(text: str, *, field: str = "template") -> dict[str, Any]:
     """A template parameter (OpenNebula syntax or XML) as normalised attributes."""
-    try:
-        return parse_template_input(parse_one_template(text, field=field), field=field)
-    except TemplateSyntaxError as exc:
-        raise InvalidInput(field, str(exc)) from None
+    return attributes(text, field=field)
 
 
 def changed_template(old: dict[str, Any], text: str, append: int) -> dict[str, Any]:

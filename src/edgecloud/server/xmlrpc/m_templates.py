@@ -19,7 +19,7 @@ from edgecloud.server.db.models import Image, VmTemplate
 from edgecloud.server.services.images import Images
 from edgecloud.server.services.vm_templates import VmTemplates
 from edgecloud.server.services.vms import Vms
-from edgecloud.server.xmlrpc.core import ACTION, Ctx, OneError, method
+from edgecloud.server.xmlrpc.core import ACTION, Ctx, OneError, method, wire_body
 from edgecloud.server.xmlrpc.m_images_render import (
     TEMPLATE_SELECT,
     chmod_bits,
@@ -28,7 +28,6 @@ from edgecloud.server.xmlrpc.m_images_render import (
     optional_id,
     read_template,
     template_documents,
-    wire,
 )
 from edgecloud.server.xmlrpc.pools import PoolFilter
 from edgecloud.server.xmlrpc.xml import dumps, pool
@@ -66,7 +65,7 @@ def template_images(
 @method("one.template.allocate", str, kind="allocate")
 def template_allocate(ctx: Ctx, text: str) -> int:
     """Store a VM template (its NAME names it)."""
-    body = wire(wire_types.VmTemplateCreate, template=read_template(text))
+    body = wire_body(wire_types.VmTemplateCreate, template=read_template(text))
     with ctx.frontend.store.write() as session:
         return TEMPLATES.create(session, ctx.principal, body).id
 
@@ -91,7 +90,7 @@ def templatepool_info(ctx: Ctx, flag: int, start: int, end: int) -> str:
 @method("one.template.update", int, str, int, defaults=(0,), kind="action")
 def template_update(ctx: Ctx, template_id: int, text: str, append: int) -> int:
     """Replace the template's attributes (append=1: merge them)."""
-    body = wire(wire_types.VmTemplateUpdate, template=read_template(text), merge=bool(append))
+    body = wire_body(wire_types.VmTemplateUpdate, template=read_template(text), merge=bool(append))
     with ctx.frontend.store.write() as session:
         load(session, ctx.principal, VmTemplate, KIND, template_id, "MANAGE")
         TEMPLATES.update(session, ctx.principal, template_id, body)
@@ -101,7 +100,7 @@ def template_update(ctx: Ctx, template_id: int, text: str, append: int) -> int:
 @method("one.template.rename", int, str, kind="action")
 def template_rename(ctx: Ctx, template_id: int, name: str) -> int:
     """Rename a template (names are unique per owner)."""
-    body = wire(wire_types.VmTemplateUpdate, name=name)
+    body = wire_body(wire_types.VmTemplateUpdate, name=name)
     with ctx.frontend.store.write() as session:
         load(session, ctx.principal, VmTemplate, KIND, template_id, "MANAGE")
         TEMPLATES.update(session, ctx.principal, template_id, body)
@@ -139,7 +138,7 @@ def template_chmod(ctx: Ctx, template_id: int, *rest: Any) -> int:
 @method("one.template.chown", int, int, int, kind="action")
 def template_chown(ctx: Ctx, template_id: int, uid: int, gid: int) -> int:
     """Change owner and/or group (-1 keeps one)."""
-    body = wire(Chown, owner_id=optional_id(uid), group_id=optional_id(gid))
+    body = wire_body(Chown, owner_id=optional_id(uid), group_id=optional_id(gid))
     with ctx.frontend.store.write() as session:
         load(session, ctx.principal, VmTemplate, KIND, template_id, "MANAGE")
         TEMPLATES.chown(session, ctx.principal, template_id, body)
@@ -150,7 +149,7 @@ def template_chown(ctx: Ctx, template_id: int, uid: int, gid: int) -> int:
 def template_clone(ctx: Ctx, template_id: int, name: str, recursive: bool) -> int:
     """Copy a template; recursive: copy its images too (named <name>-disk-<n>, LOCKED until
     their bytes are copied) and point the copy's DISKs at them."""
-    wire(wire_types.ImageClone, name=name)  # the name's checks, before anything is written
+    wire_body(wire_types.ImageClone, name=name)  # the name's checks, before anything is written
     with ctx.frontend.store.write() as session:
         row = load(session, ctx.principal, VmTemplate, KIND, template_id, "USE")
         attrs = copy.deepcopy(dict(row.template))
@@ -163,7 +162,7 @@ def template_clone(ctx: Ctx, template_id: int, name: str, recursive: bool) -> in
                 for key in ("IMAGE", "IMAGE_UNAME", "IMAGE_UID"):
                     disk.pop(key, None)
                 disk["IMAGE_ID"] = str(made)
-        create = wire(wire_types.VmTemplateCreate, name=name, template=attrs)
+        create = wire_body(wire_types.VmTemplateCreate, name=name, template=attrs)
         return TEMPLATES.create(session, ctx.principal, create).id
 
 
@@ -191,7 +190,7 @@ def template_instantiate(
             template_id,
         )
     attrs = read_template(extra) if extra.strip() else {}
-    body = wire(
+    body = wire_body(
         wire_types.VmCreate, name=name or None, template_id=template_id, hold=hold, template=attrs
     )
     with ctx.frontend.store.write() as session:

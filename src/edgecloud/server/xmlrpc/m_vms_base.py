@@ -14,10 +14,9 @@ from edgecloud.api import workload as wire
 from edgecloud.server.db.models import Vm
 from edgecloud.server.errors import NotFound
 from edgecloud.server.rest.deps import FrontEnd
-from edgecloud.server.services.objects import parse_template_input
 from edgecloud.server.services.vms import Vms
 from edgecloud.server.xmlrpc.core import ACTION, AUTHORIZATION, Ctx, OneError, not_found
-from edgecloud.server.xmlrpc.xml import parse_one_template
+from edgecloud.server.xmlrpc.xml import attributes as template_attributes
 
 B = TypeVar("B", bound=BaseModel)
 vms = Vms()
@@ -36,9 +35,7 @@ def wire_body(model: type[B], code: int = ACTION, **values: Any) -> B:
 
 def attributes(text: str, field: str) -> dict[str, Any]:
     """A template parameter: OpenNebula's syntax, or the XML pyone sends for a dict."""
-    if text.lstrip().startswith("<"):  # names as given: normalised as JSON attributes are
-        return parse_template_input(parse_one_template(text, field=field), field=field)
-    return parse_template_input(text, field=field)
+    return template_attributes(text, field=field)
 
 
 @contextmanager

@@ -12,7 +12,11 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from edgecloud.server.errors import InvalidInput
-from edgecloud.server.services.template_syntax import TemplateSyntaxError, parse_template
+from edgecloud.server.services.template_syntax import (
+    TemplateSyntaxError,
+    parse_json_template,
+    parse_template,
+)
 
 Element = ET.Element
 _BAD_XML_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -121,3 +125,9 @@ def _from_xml(node: Element) -> dict[str, Any]:
         else:
             out[child.tag] = value
     return out
+
+
+def attributes(value: str, *, field: str = "template") -> dict[str, Any]:
+    """A template parameter (OpenNebula syntax, or the XML pyone sends for dicts) as our
+    normalised attributes; its problems are InvalidInput naming `field`."""
+    return parse_json_template(parse_one_template(value, field=field))
