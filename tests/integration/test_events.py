@@ -138,3 +138,25 @@ def test_cli_create_wait_and_vm_wait(frontend: RunningFrontEnd, admin: Client) -
     )
     assert failing.returncode == 1
     assert "BOOT_FAILURE" in failing.stderr and "failed as scripted" in failing.stderr
+
+
+def test_host_state_changes_are_events(admin: Client, fake_host: int) -> None:
+    seen: list[dict[str, Any]] = []
+    thread = _collect(admin, seen, lambda e: e["state"] == 2 and e["id"] == fake_host, kind="host")
+    admin.hosts.status(fake_host, "disabled")  # the API's own change: DISABLED (4)
+    admin.hosts.status(fake_host, "enabled")  # back to INIT; the monitor then MONITORED (2)
+    thread.join(timeout=20)
+    states = [e["state"] for e in seen if e["id"] == fake_host]
+    assert states[0] == 4 and states[-1] == 2, states
+
+
+def test_summary_counts_what_the_caller_sees(admin: Client, make_user: MakeUser) -> None:
+    vm = admin.vms.create(template={"CPU": 1, "MEMORY": 64}, hold=True)
+    mine = admin.request("GET", "/summary")
+    assert mine["vms_by_state"].get("HOLD", 0) >= 1
+    assert mine["hosts_by_state"] and mine["total_cpu"] >= 32
+    site = next(c for c in mine["clusters"] if c["id"] == 0)
+    assert site["provider"] == "onprem" and site["hosts"] >= 1
+    other = make_user().request("GET", "/summary")
+    assert other["vms_by_state"] == {} and other["hosts_by_state"] == {}
+    admin.vms.action(vm.id, "terminate")

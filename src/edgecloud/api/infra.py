@@ -167,3 +167,29 @@ class ClusterMember(Wire):
 
     cluster_id: int
     object_id: int
+
+
+class ClusterSummary(Wire):
+    """A cluster on the dashboard: where it is and how full its hosts are."""
+
+    id: int
+    name: str
+    provider: str = Field(description="the provision's provider, the PROVIDER attribute, or onprem")
+    site: str = Field(description="the SITE attribute, or the cluster's name")
+    hosts: int
+    total_cpu: float
+    used_cpu: float
+    total_memory_mb: int
+    used_memory_mb: int
+
+
+class Summary(Wire):
+    """What the caller may see, counted: VMs (DONE left out) and hosts by state, capacity."""
+
+    vms_by_state: dict[str, int]
+    hosts_by_state: dict[str, int]
+    clusters: list[ClusterSummary]
+    total_cpu: float
+    used_cpu: float
+    total_memory_mb: int
+    used_memory_mb: int

@@ -45,7 +45,11 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", rid.encode()))
+                # Server time up to the answer's start (for a page: the whole render).
+                spent = (time.perf_counter() - start) * 1000
+                headers.append((b"server-timing", f"app;dur={spent:.1f}".encode()))
             await send(message)
 
         try:

@@ -7,6 +7,7 @@ HMAC-SHA256, so a changed or foreign ciphertext is refused rather than misread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -76,3 +77,8 @@ def cipher(home: Path) -> tuple[Callable[[bytes], bytes], Callable[[bytes], byte
             raise ValueError("not encrypted with this front-end's key") from None
 
     return fernet.encrypt, decrypt
+
+
+def derived_key(home: Path, purpose: str) -> bytes:
+    """Return a 32-byte key for `purpose` (an HMAC key, say) derived from the secret key."""
+    return hashlib.sha256(b"edgecloud:" + purpose.encode() + b"\0" + _key(home)).digest()

@@ -6,6 +6,10 @@ import hashlib
 import secrets
 
 TOKEN_PREFIX = "ec_"  # noqa: S105 - a marker, not a secret
+# The web console keeps its bearer token in this HttpOnly cookie; the API takes it on
+# safe (GET/HEAD) requests only, so a forged cross-site POST can never use it.
+SESSION_COOKIE = "edgecloud_session"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def new_token() -> str:

@@ -139,12 +139,20 @@ class Monitor:
             session.execute(
                 select(Vm.id).where(placed, Vm.state != 6).order_by(Vm.id).with_for_update()
             ).all()
+            states_before: dict[int, int] = {}
             for probe in probed:
-                changes += self._apply(session, probe, busy)
+                changes += self._apply(session, probe, busy, states_before)
             changes += self._failure_policy(session, busy)
             self._expire_samples(session)
+            host_changes = []
+            for host_id, state in states_before.items():
+                host = session.get(Host, host_id)  # in the session already: no query
+                if host is not None and host.state != state:
+                    host_changes.append(host_change(host))
         for change in changes:
             self.events.publish("vm", **change)
+        for change in host_changes:
+            self.events.publish("host", **change)
 
     def _probe_all(self, targets: list[tuple[int, str, Any]]) -> list[Probe]:
         """Probe hosts side by side: one slow or dead host must not hold up the others."""
@@ -166,7 +174,9 @@ class Monitor:
             refused = isinstance(exc, HostKeyMismatch)
             return Probe(host_id, error=str(exc) or type(exc).__name__, refused=refused)
 
-    def _apply(self, session: Session, probe: Probe, busy: set[int]) -> list[dict[str, Any]]:
+    def _apply(
+        self, session: Session, probe: Probe, busy: set[int], states: dict[int, int]
+    ) -> list[dict[str, Any]]:
         # VMs are locked before their host, the order every writer follows.
         placed = session.scalars(
             select(Vm)
@@ -177,6 +187,7 @@ class Monitor:
         host = session.get(Host, probe.host_id, with_for_update=True, populate_existing=True)
         if host is None:
             return []
+        states[host.id] = host.state  # to tell watchers of the hosts whose state changes
         vms = [vm for vm in placed if vm.id not in busy and vm.updated_at < self._probed_at]
         if probe.facts is None:
             return self._missed(host, vms, probe, session)
@@ -318,3 +329,15 @@ def _sample(vm_id: int, guest: GuestStatus) -> VmSample:
         net_rx=int(figures.get("net_rx", 0)),
         net_tx=int(figures.get("net_tx", 0)),
     )
+
+
+def host_change(host: Host) -> dict[str, Any]:
+    """Return the event of a host's state change (read inside the unit of work)."""
+    return {
+        "obj_id": host.id,
+        "owner_id": host.owner_id,
+        "group_id": host.group_id,
+        "state": host.state,
+        "error": host.last_error,
+        "perms": host.perms,
+    }

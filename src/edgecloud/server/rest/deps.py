@@ -13,6 +13,7 @@ from edgecloud.api.workload import Vm
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.auth.authn import Authenticator
 from edgecloud.server.auth.permissions import parse_perms
+from edgecloud.server.auth.tokens import SAFE_METHODS, SESSION_COOKIE
 from edgecloud.server.background import Background
 from edgecloud.server.config import Settings
 from edgecloud.server.db.engine import Store
@@ -21,6 +22,8 @@ from edgecloud.server.lifecycle import netsync
 from edgecloud.server.lifecycle.drivers import Drivers
 from edgecloud.server.metrics import Metrics
 from edgecloud.server.services.objects import DEFAULT_PAGE, MAX_PAGE, ListQuery
+
+API_PREFIX = "/api/v1"  # where the REST routes are mounted
 
 
 @dataclass
@@ -78,7 +81,15 @@ async def current_principal(
     frontend: FrontEndDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    """Authenticate the request (every endpoint uses this); a cache hit costs no thread hop."""
+    """Authenticate the request (every endpoint uses this); a cache hit costs no thread hop.
+
+    A request without an Authorization header may carry the console's session cookie,
+    on GET and HEAD only (the console's live updates): writes always need the header.
+    """
+    if authorization is None and request.method in SAFE_METHODS:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            authorization = f"Bearer {cookie}"
     principal = frontend.authenticator.cache.get(authorization)
     if principal is None:
         principal = await run_in_threadpool(_authenticate, frontend, authorization)

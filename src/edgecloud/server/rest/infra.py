@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from edgecloud.api import infra as wire
 from edgecloud.api.workload import Sample
+from edgecloud.server.monitor.monitor import host_change
 from edgecloud.server.rest.crud import IdPath, crud_router
 from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, IdQuery, PrincipalDep, Seconds
 from edgecloud.server.services import guests, monitoring
@@ -69,7 +70,10 @@ def routers() -> list[APIRouter]:
         frontend: FrontEndDep, principal: PrincipalDep, obj_id: IdPath, body: wire.HostStatus
     ) -> wire.Host:
         with frontend.store.write() as session:
-            return hosts.set_status(session, principal, obj_id, body)
+            out = hosts.set_status(session, principal, obj_id, body)
+            change = host_change(hosts.load(session, principal, obj_id))
+        frontend.events.publish("host", **change)
+        return out
 
     @host_router.post(
         "/{obj_id}/sync", response_model=wire.Host, summary="Copy the node code to the host"

@@ -1,4 +1,4 @@
-"""REST routes for watching the cloud: the event stream (SSE) and Prometheus metrics."""
+"""REST routes for watching the cloud: the event stream (SSE), a summary, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from edgecloud.api.common import MAX_ID
+from edgecloud.api.infra import Summary
 from edgecloud.server.auth.access import ObjectRef, Principal
 from edgecloud.server.events import Event
 from edgecloud.server.rest.crud import ERRORS
 from edgecloud.server.rest.deps import FrontEndDep, PrincipalDep
+from edgecloud.server.services.summary import summary as services_summary
 
 KEEPALIVE_SECONDS = 15.0
 KIND_RESOURCE = {"vm": "VM", "host": "HOST", "provision": "PROVISION"}
@@ -60,6 +62,11 @@ def routers() -> list[APIRouter]:
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
+
+    @router.get("/summary", response_model=Summary, summary="Counts and capacity at a glance")
+    def summary(frontend: FrontEndDep, principal: PrincipalDep) -> Summary:
+        with frontend.store.read() as session:
+            return Summary.model_validate(services_summary(session, principal))
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def metrics(frontend: FrontEndDep, principal: PrincipalDep) -> Response:
