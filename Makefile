@@ -8,7 +8,8 @@ STAMP       := $(VENV)/.installed
 # What hosts need (QEMU, LXC, sshd, nftables, socat, FRR for EVPN; busybox's ping for the
 # network tests; the system python3 with python3-apt, sysctl and modprobe for the host
 # playbook) and what the suite starts
-# (PostgreSQL's initdb/pg_ctl). Each is installed only when its command is missing.
+# (PostgreSQL's initdb/pg_ctl; Debian's Chromium for the console's browser tests, driven by
+# Playwright with the system binary: no browser download). Each is installed only when missing.
 HOST_DEBS   := qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img lxc:lxc-start \
                openssh-server:/usr/sbin/sshd openssh-client:ssh socat:socat nftables:nft \
                iproute2:ip cpio:cpio frr:/usr/lib/frr/bgpd busybox:busybox \
@@ -48,6 +49,8 @@ $(STAMP): pyproject.toml
 .debs-test: .host-setup
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -17,6 +17,7 @@ from edgecloud.server.auth.authn import Authenticator
 from edgecloud.server.background import build, driver_options
 from edgecloud.server.bootstrap import bootstrap
 from edgecloud.server.config import Settings
+from edgecloud.server.console import app as console
 from edgecloud.server.db.engine import Store, open_store
 from edgecloud.server.db.migrate import upgrade
 from edgecloud.server.events import EventBus
@@ -24,11 +25,10 @@ from edgecloud.server.lifecycle.drivers import Drivers
 from edgecloud.server.metrics import Metrics
 from edgecloud.server.middleware import BodyLimit, RequestContext
 from edgecloud.server.rest import errors, identity, infra, network, provisions, watch, workload
-from edgecloud.server.rest.deps import FrontEnd, PrincipalDep
+from edgecloud.server.rest.deps import API_PREFIX, FrontEnd, PrincipalDep
 from edgecloud.server.xmlrpc import endpoint as xmlrpc_endpoint
 
 log = logging.getLogger("edgecloud.server")
-API_PREFIX = "/api/v1"
 
 
 def prepare_store(settings: Settings) -> tuple[Store, str | None]:
@@ -61,6 +61,7 @@ def create_app(
             if loops is not None:
                 await asyncio.to_thread(loops.stop)
             await asyncio.to_thread(drivers.close)
+            await console.close(app)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -88,6 +89,7 @@ def create_app(
     for router in xmlrpc_endpoint.routers():
         app.include_router(router)  # POST /RPC2, as OpenNebula serves it
     _docs(app)
+    console.install(app)  # the web console at /, over the routes above
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, observe=metrics.observe_api)
     return app

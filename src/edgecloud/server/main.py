@@ -50,6 +50,7 @@ def serve(settings: Settings, *, local_host: bool = False) -> None:
     print(
         f"edgecloud front-end on {url}  (store: {store.dialect}, home: {settings.home})", file=out
     )
+    print(f"  web console: {url}/   (log in with the credentials below)", file=out)
     print(f"  API docs: {url}/docs   credentials file: {settings.auth_file}", file=out)
     if password is not None:
         print(f"  first start: created user '{ADMIN_NAME}' with password: {password}", file=out)
