@@ -115,6 +115,11 @@ def test_create_vm_watch_it_run_power_off_and_terminate(
     vm_id = int(page.url.split("/vms/")[1].split("?")[0])
     assert admin_client.vms.get(vm_id).memory_mb == 256
     page.screenshot(path=str(artifacts / "vm.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(artifacts / "vm-phone.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)
 
     page.get_by_role("link", name="Power off", exact=True).click()
     expect(page.get_by_text("Power off VM web-1")).to_be_visible()
@@ -148,6 +153,8 @@ def test_user_cannot_see_another_users_vm(
     page.goto(console_frontend.url + "/vms")
     expect(page.get_by_role("heading", name="VMs")).to_be_visible()
     expect(page.get_by_text("alice-private")).to_have_count(0)
+    # At phone width the page does not scroll sideways (wide tables scroll in their box).
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     response = page.goto(f"{console_frontend.url}/vms/{private.id}")
     assert response is not None and response.status in (403, 404)
     expect(page.get_by_text("alice-private")).to_have_count(0)

@@ -7,26 +7,25 @@ anything else (another user: 404; creating or changing: 403).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from edgecloud.server.console.api import ApiError
-from edgecloud.server.console.pages_network import (
+from edgecloud.server.console.common import (
+    PAGE_SIZE,
     Cursor,
-    Limit,
-    NameQuery,
+    NamePrefix,
     ObjId,
+    ViewerDep,
     form_errors,
     names_of,
 )
+from edgecloud.server.console.pages_network import Limit
 from edgecloud.server.console.render import page
-from edgecloud.server.console.session import Viewer, checked_form, viewer
+from edgecloud.server.console.session import Viewer, checked_form
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-
-PAGE_SIZE = 50
 USER_FIELDS = ("name", "password", "group_id")
 USERS_GROUP_ID = 1
 QUOTA_ROWS = (
@@ -57,7 +56,7 @@ def routes(router: APIRouter) -> None:
 def _user_routes(router: APIRouter) -> None:
     @router.get("/users")
     async def users(
-        who: ViewerDep, name: NameQuery = "", cursor: Cursor = None, limit: Limit = PAGE_SIZE
+        who: ViewerDep, name: NamePrefix = "", cursor: Cursor = None, limit: Limit = PAGE_SIZE
     ) -> Response:
         answer = await who.api.get("/users", name=name, cursor=cursor, limit=limit)
         groups = await names_of(who.api, "/groups")
@@ -160,7 +159,7 @@ def _group_routes(router: APIRouter) -> None:
     @router.get("/groups")
     async def groups(
         who: ViewerDep,
-        name: NameQuery = "",
+        name: NamePrefix = "",
         cursor: Cursor = None,
         limit: Limit = PAGE_SIZE,
         done: str = "",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
+from edgecloud.server.console.common import ViewerDep
 from edgecloud.server.console.render import etagged, fragment, page
-from edgecloud.server.console.session import Viewer, viewer
-
-ViewerDep = Annotated[Viewer, Depends(viewer)]
 
 
 def routes(router: APIRouter) -> None:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from edgecloud.api.common import MAX_ID
 from edgecloud.api.workload import IMAGE_STATES
 from edgecloud.server.console.api import ApiError
+from edgecloud.server.console.common import (
+    PAGE_SIZE,
+    ObjId,
+    OptionalId,
+    ViewerDep,
+    names_of,
+    page_links,
+)
 from edgecloud.server.console.render import page
-from edgecloud.server.console.session import Viewer, checked_form, viewer
+from edgecloud.server.console.session import Viewer, checked_form
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-IdPath = Annotated[int, Path(ge=0, le=MAX_ID)]
-IdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
-PAGE_SIZE = 50
 IMAGE_STATE_NUMBER = {name: num for num, name in IMAGE_STATES.items()}
 
 
@@ -29,11 +29,11 @@ def routes(router: APIRouter) -> None:
     @router.get("/images")
     async def images(
         who: ViewerDep,
-        cursor: IdQuery = None,
+        cursor: OptionalId = None,
         name: Annotated[str, Query(max_length=128)] = "",
         state: Annotated[str, Query(max_length=32)] = "",
-        datastore_id: IdQuery = None,
-        deleted: IdQuery = None,
+        datastore_id: OptionalId = None,
+        deleted: OptionalId = None,
     ) -> Response:
         number = IMAGE_STATE_NUMBER.get(state.upper()) if state else None
         listing = await who.api.get(
@@ -50,27 +50,23 @@ def routes(router: APIRouter) -> None:
             "state": state.upper() if number is not None else "",
             "datastore_id": datastore_id,
         }
-        next_url = ""
-        if listing.get("next_cursor") is not None:
-            next_url = "/images" + query_string(**filters, cursor=listing["next_cursor"])
         ids = [i["datastore_id"] for i in items] + ([datastore_id] if datastore_id else [])
         return page(
             who,
             "images.html",
             title="Images",
             images=items,
-            datastores=await names_of(who, "/datastores", ids),
-            next_url=next_url,
-            first_url="/images" + query_string(**filters) if cursor is not None else "",
+            datastores=await names_of(who.api, "/datastores", ids),
+            **page_links("/images", filters, cursor, listing.get("next_cursor")),
             state_names=list(IMAGE_STATES.values()),
             notice=f"Image {deleted} deleted." if deleted is not None else "",
             **filters,
         )
 
     @router.get("/images/{image_id}")
-    async def image(who: ViewerDep, image_id: IdPath) -> Response:
+    async def image(who: ViewerDep, image_id: ObjId) -> Response:
         found = await who.api.get(f"/images/{image_id}")
-        datastores = await names_of(who, "/datastores", [found["datastore_id"]])
+        datastores = await names_of(who.api, "/datastores", [found["datastore_id"]])
         return page(
             who,
             "image.html",
@@ -80,12 +76,12 @@ def routes(router: APIRouter) -> None:
         )
 
     @router.get("/images/{image_id}/delete")
-    async def delete_form(who: ViewerDep, image_id: IdPath) -> Response:
+    async def delete_form(who: ViewerDep, image_id: ObjId) -> Response:
         found = await who.api.get(f"/images/{image_id}")
         return _confirm(who, found)
 
     @router.post("/images/{image_id}/delete")
-    async def delete(who: ViewerDep, image_id: IdPath, request: Request) -> Response:
+    async def delete(who: ViewerDep, image_id: ObjId, request: Request) -> Response:
         await checked_form(request, who)
         try:
             await who.api.delete(f"/images/{image_id}")
@@ -117,23 +113,3 @@ def _confirm(who: Viewer, image: dict[str, Any], *, error: str = "", code: int =
         error=error,
         hidden={},
     )
-
-
-async def names_of(who: Viewer, path: str, ids: Iterable[int]) -> dict[int, str]:
-    """Return the names of the objects at `path/{id}` the viewer may see (others left out)."""
-
-    async def one(obj_id: int) -> tuple[int, str] | None:
-        try:
-            obj = await who.api.get(f"{path}/{obj_id}")
-        except ApiError:
-            return None
-        return obj_id, str(obj["name"])
-
-    found = await asyncio.gather(*(one(i) for i in sorted(set(ids))))
-    return dict(item for item in found if item is not None)
-
-
-def query_string(**params: Any) -> str:
-    """Return `?a=b&...` of the params that are set (empty when none is)."""
-    kept = {k: v for k, v in params.items() if v is not None and v != ""}
-    return "?" + urlencode(kept) if kept else ""

@@ -10,24 +10,27 @@ import asyncio
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from edgecloud.api.common import MAX_ID
 from edgecloud.api.infra import HOST_STATES
 from edgecloud.server.console import pages_images
 from edgecloud.server.console.api import ApiError
-from edgecloud.server.console.pages_images import names_of, query_string
+from edgecloud.server.console.common import (
+    PAGE_SIZE,
+    Cursor,
+    NamePrefix,
+    ObjId,
+    OptionalId,
+    ViewerDep,
+    names_of,
+    page_links,
+    query_string,
+)
 from edgecloud.server.console.render import etagged, fragment, page
-from edgecloud.server.console.session import Viewer, checked_form, viewer
+from edgecloud.server.console.session import Viewer, checked_form
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-IdPath = Annotated[int, Path(ge=0, le=MAX_ID)]
-IdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
-Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID)]
-NamePrefix = Annotated[str, Query(max_length=128)]
 StateName = Annotated[str, Query(max_length=32)]
-PAGE_SIZE = 50
 HOST_VMS = 50
 MEMBERS_SHOWN = 50
 CHART_POINTS = 240
@@ -63,9 +66,6 @@ def _cluster_routes(router: APIRouter) -> None:
             who.api.get("/summary"),
         )
         capacity = {c["id"]: c for c in summary["clusters"]}
-        next_url = ""
-        if listing.get("next_cursor") is not None:
-            next_url = "/clusters" + query_string(name=name, cursor=listing["next_cursor"])
         return page(
             who,
             "clusters.html",
@@ -73,18 +73,17 @@ def _cluster_routes(router: APIRouter) -> None:
             clusters=listing["items"],
             capacity=capacity,
             name=name,
-            next_url=next_url,
-            first_url="/clusters" + query_string(name=name) if cursor is not None else "",
+            **page_links("/clusters", {"name": name}, cursor, listing.get("next_cursor")),
         )
 
     @router.get("/clusters/{cluster_id}")
-    async def cluster(who: ViewerDep, cluster_id: IdPath) -> Response:
+    async def cluster(who: ViewerDep, cluster_id: ObjId) -> Response:
         found = await who.api.get(f"/clusters/{cluster_id}")
         hosts, summary, datastores, vnets = await asyncio.gather(
             who.api.get("/hosts", cluster_id=cluster_id, limit=PAGE_SIZE),
             who.api.get("/summary"),
-            names_of(who, "/datastores", found["datastore_ids"][:MEMBERS_SHOWN]),
-            names_of(who, "/vnets", found["vnet_ids"][:MEMBERS_SHOWN]),
+            names_of(who.api, "/datastores", found["datastore_ids"][:MEMBERS_SHOWN]),
+            names_of(who.api, "/vnets", found["vnet_ids"][:MEMBERS_SHOWN]),
         )
         capacity = next((c for c in summary["clusters"] if c["id"] == cluster_id), None)
         return page(
@@ -114,20 +113,16 @@ async def _host_rows(
     )
     hosts = listing["items"]
     wanted = [h["cluster_id"] for h in hosts] + ([cluster_id] if cluster_id is not None else [])
-    clusters = await names_of(who, "/clusters", wanted)
+    clusters = await names_of(who.api, "/clusters", wanted)
     filters: dict[str, Any] = {
         "name": name,
         "state": state.upper() if number is not None else "",
         "cluster_id": cluster_id,
     }
-    next_url = ""
-    if listing.get("next_cursor") is not None:
-        next_url = "/hosts" + query_string(**filters, cursor=listing["next_cursor"])
     return {
         "hosts": hosts,
         "clusters": clusters,
-        "next_url": next_url,
-        "first_url": "/hosts" + query_string(**filters) if cursor is not None else "",
+        **page_links("/hosts", filters, cursor, listing.get("next_cursor")),
         "rows_src": "/hosts/rows" + query_string(**filters, cursor=cursor),
         "name": name,
         "state": filters["state"],
@@ -151,7 +146,7 @@ def thin(points: Sequence[tuple[int, float]], most: int = CHART_POINTS) -> list[
 async def _host_facts(who: Viewer, host_id: int) -> dict[str, Any]:
     """A host and its cluster's name."""
     host = await who.api.get(f"/hosts/{host_id}")
-    clusters = await names_of(who, "/clusters", [host["cluster_id"]])
+    clusters = await names_of(who.api, "/clusters", [host["cluster_id"]])
     return {"host": host, "cluster_name": clusters.get(host["cluster_id"], "")}
 
 
@@ -162,7 +157,7 @@ def _host_routes(router: APIRouter) -> None:
         cursor: Cursor = None,
         name: NamePrefix = "",
         state: StateName = "",
-        cluster_id: IdQuery = None,
+        cluster_id: OptionalId = None,
     ) -> Response:
         rows = await _host_rows(who, cursor, name, state, cluster_id)
         return page(who, "hosts.html", title="Hosts", watch="host", **rows)
@@ -173,7 +168,7 @@ def _host_routes(router: APIRouter) -> None:
         cursor: Cursor = None,
         name: NamePrefix = "",
         state: StateName = "",
-        cluster_id: IdQuery = None,
+        cluster_id: OptionalId = None,
     ) -> Response:
         rows = await _host_rows(who, cursor, name, state, cluster_id)
         return etagged(who, fragment(who, "infra_host_rows.html", **rows))
@@ -181,7 +176,7 @@ def _host_routes(router: APIRouter) -> None:
     @router.get("/hosts/{host_id}")
     async def host(
         who: ViewerDep,
-        host_id: IdPath,
+        host_id: ObjId,
         seconds: Annotated[int, Query(ge=60, le=86_400)] = 3600,
     ) -> Response:
         facts = await _host_facts(who, host_id)
@@ -207,7 +202,7 @@ def _host_routes(router: APIRouter) -> None:
         )
 
     @router.get("/hosts/{host_id}/live")
-    async def host_live(who: ViewerDep, host_id: IdPath) -> Response:
+    async def host_live(who: ViewerDep, host_id: ObjId) -> Response:
         facts = await _host_facts(who, host_id)
         return etagged(who, fragment(who, "host_live.html", **facts))
 
@@ -237,13 +232,13 @@ def _confirm(
 def _status_routes(router: APIRouter) -> None:
     @router.get("/hosts/{host_id}/status")
     async def status_form(
-        who: ViewerDep, host_id: IdPath, status: Annotated[str, Query(max_length=16)] = ""
+        who: ViewerDep, host_id: ObjId, status: Annotated[str, Query(max_length=16)] = ""
     ) -> Response:
         host = await who.api.get(f"/hosts/{host_id}")
         return _confirm(who, host, status)
 
     @router.post("/hosts/{host_id}/status")
-    async def set_status(who: ViewerDep, host_id: IdPath, request: Request) -> Response:
+    async def set_status(who: ViewerDep, host_id: ObjId, request: Request) -> Response:
         form = await checked_form(request, who)
         status = form.get("status", "")[:16]
         try:

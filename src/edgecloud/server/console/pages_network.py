@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from edgecloud.server.console.api import Api, ApiError
+from edgecloud.server.console.api import ApiError
+from edgecloud.server.console.common import (
+    MANY,
+    PAGE_SIZE,
+    Cursor,
+    NamePrefix,
+    ObjId,
+    ViewerDep,
+    form_errors,
+    names_of,
+)
 from edgecloud.server.console.render import page
-from edgecloud.server.console.session import Viewer, checked_form, viewer
+from edgecloud.server.console.session import Viewer, checked_form
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-ObjId = Annotated[int, Path(ge=0, le=2**31 - 1)]
-Cursor = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-NameQuery = Annotated[str, Query(max_length=128)]
-
-PAGE_SIZE = 50
-MANY = 1000  # how many objects to ask for when only names are needed
 AR_FIELDS = ("type", "ip", "size", "mac", "ip6", "global_prefix", "ula_prefix", "prefix_length")
 AR_TYPES = ("IP4", "IP6", "IP6_STATIC", "IP4_6", "IP4_6_STATIC", "ETHER")
 NOTICES = {
@@ -27,37 +30,9 @@ NOTICES = {
 }
 
 
-def form_errors(exc: ApiError, fields: tuple[str, ...]) -> tuple[dict[str, str], str]:
-    """Split the API's refusal into errors next to the form's fields and one on top.
-
-    A reason naming a field of the form goes next to it; anything else (a field the form
-    does not have, or no field at all) is the message on top.
-    """
-    reasons: dict[str, str] = {}
-    for item in exc.fields:
-        path, reason = str(item.get("field", "")), str(item.get("reason", ""))
-        # A service's message starts with the field's path ("ar.ip: not an IPv4 address").
-        reason = reason.removeprefix(f"{path}: ")
-        reasons.setdefault(path.rsplit(".", 1)[-1], reason)
-    inline = {name: reasons[name] for name in fields if name in reasons}
-    named = {str(item.get("field", "")).rsplit(".", 1)[-1] for item in exc.fields}
-    if inline and named <= set(fields):
-        return inline, ""
-    return inline, exc.message
-
-
 def notice_of(done: str) -> str:
     """Return the message of a finished action (only known ones: nothing is reflected)."""
     return NOTICES.get(done, "")
-
-
-async def names_of(api: Api, path: str) -> dict[int, str]:
-    """Map ids to names of the objects of `path` the viewer may list (empty if refused)."""
-    try:
-        answer = await api.get(path, limit=MANY)
-    except ApiError:
-        return {}
-    return {int(item["id"]): str(item["name"]) for item in answer["items"]}
 
 
 def may_admin(who: Viewer, obj: dict[str, Any]) -> bool:
@@ -81,7 +56,7 @@ def routes(router: APIRouter) -> None:
 
     @router.get("/networks")
     async def networks(
-        who: ViewerDep, name: NameQuery = "", cursor: Cursor = None, limit: Limit = PAGE_SIZE
+        who: ViewerDep, name: NamePrefix = "", cursor: Cursor = None, limit: Limit = PAGE_SIZE
     ) -> Response:
         answer = await who.api.get("/vnets", name=name, cursor=cursor, limit=limit)
         clusters = await names_of(who.api, "/clusters")
@@ -135,7 +110,7 @@ def routes(router: APIRouter) -> None:
 
     @router.get("/secgroups")
     async def secgroups(
-        who: ViewerDep, name: NameQuery = "", cursor: Cursor = None, limit: Limit = PAGE_SIZE
+        who: ViewerDep, name: NamePrefix = "", cursor: Cursor = None, limit: Limit = PAGE_SIZE
     ) -> Response:
         answer = await who.api.get("/secgroups", name=name, cursor=cursor, limit=limit)
         return page(

@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from edgecloud.api.provision import PROVISION_STATES
 from edgecloud.server.console import provision_forms
 from edgecloud.server.console.api import Api, ApiError
+from edgecloud.server.console.common import PAGE_SIZE, ObjId, ViewerDep, page_links, query_string
 from edgecloud.server.console.render import etagged, fragment, page
-from edgecloud.server.console.session import Viewer, checked_form, viewer
+from edgecloud.server.console.session import Viewer, checked_form
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-ProvisionId = Annotated[int, Path(ge=0, le=2**31 - 1)]
 FINAL = frozenset({"RUNNING", "ERROR", "DONE"})
 STATE_CHOICES = sorted(PROVISION_STATES.items())
 PAGE_SIZES = (25, 50, 100, 200)
@@ -120,7 +118,7 @@ def routes(router: APIRouter) -> None:
         return etagged(who, fragment(who, "provision_table.html", **listing))
 
     @router.get("/provisions/{prov_id}")
-    async def provision_page(who: ViewerDep, prov_id: ProvisionId, done: str = "") -> Response:
+    async def provision_page(who: ViewerDep, prov_id: ObjId, done: str = "") -> Response:
         found, steps = await asyncio.gather(
             who.api.get(f"/provisions/{prov_id}"), who.api.get(f"/provisions/{prov_id}/log")
         )
@@ -134,27 +132,25 @@ def routes(router: APIRouter) -> None:
         )
 
     @router.get("/provisions/{prov_id}/live")
-    async def provision_live(who: ViewerDep, prov_id: ProvisionId) -> Response:
+    async def provision_live(who: ViewerDep, prov_id: ObjId) -> Response:
         found = await who.api.get(f"/provisions/{prov_id}")
         return etagged(who, fragment(who, "provision_live.html", **_facts(found)))
 
     @router.get("/provisions/{prov_id}/log")
-    async def provision_log(who: ViewerDep, prov_id: ProvisionId) -> Response:
+    async def provision_log(who: ViewerDep, prov_id: ObjId) -> Response:
         found, steps = await asyncio.gather(
             who.api.get(f"/provisions/{prov_id}"), who.api.get(f"/provisions/{prov_id}/log")
         )
         return etagged(who, fragment(who, "provision_log.html", **_log(found, steps)))
 
     @router.get("/provisions/{prov_id}/{action}")
-    async def provision_action_form(
-        who: ViewerDep, prov_id: ProvisionId, action: ActionName
-    ) -> Response:
+    async def provision_action_form(who: ViewerDep, prov_id: ObjId, action: ActionName) -> Response:
         found = await who.api.get(f"/provisions/{prov_id}")
         return _confirm(who, found, ACTIONS[action], {}, {}, "")
 
     @router.post("/provisions/{prov_id}/{action}")
     async def provision_action(
-        request: Request, who: ViewerDep, prov_id: ProvisionId, action: ActionName
+        request: Request, who: ViewerDep, prov_id: ObjId, action: ActionName
     ) -> Response:
         form = await checked_form(request, who)
         try:
@@ -181,27 +177,16 @@ async def _listing(
         state=state,
         all="true" if all else None,
     )
-    kept = {k: v for k, v in filters.items() if v}
-    if limit != 50:
-        kept["limit"] = str(limit)
-    here = dict(kept, **({"cursor": str(cursor)} if cursor is not None else {}))
-    next_cursor = answer.get("next_cursor")
+    kept = {**filters, "limit": limit if limit != PAGE_SIZE else None}
     return {
         "provisions": answer["items"],
-        "next_url": _url("/provisions", {**kept, "cursor": str(next_cursor)})
-        if next_cursor is not None
-        else "",
-        "first_url": _url("/provisions", kept) if cursor is not None else "",
-        "live_url": _url("/provisions/live", here),
+        **page_links("/provisions", kept, cursor, answer.get("next_cursor")),
+        "live_url": "/provisions/live" + query_string(**kept, cursor=cursor),
         "filters": filters,
         "limit": limit,
         "page_sizes": PAGE_SIZES,
         "state_choices": STATE_CHOICES,
     }
-
-
-def _url(path: str, params: dict[str, str]) -> str:
-    return f"{path}?{urlencode(params)}" if params else path
 
 
 def _facts(found: dict[str, Any]) -> dict[str, Any]:

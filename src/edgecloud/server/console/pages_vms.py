@@ -3,23 +3,73 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from edgecloud.api.states import VM_STATES
 from edgecloud.server.console import vm_forms
 from edgecloud.server.console.api import Api, ApiError
+from edgecloud.server.console.common import (
+    PAGE_SIZE,
+    Cursor,
+    ObjId,
+    ViewerDep,
+    page_links,
+    query_string,
+)
 from edgecloud.server.console.render import etagged, fragment, page
-from edgecloud.server.console.session import Viewer, viewer
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-VmId = Annotated[int, Path(ge=0, le=2**31 - 1)]
 PAGE_SIZES = (25, 50, 100, 200)
 STATE_CHOICES = [(n, name) for n, name in sorted(VM_STATES.items()) if name != "INIT"]
 ON_HOST = {3, 5, 8}  # ACTIVE, SUSPENDED, POWEROFF: the guest or its disks are on a host
+
+
+@dataclass
+class VmFilters:
+    """What the VM list shows: a name prefix, a state, a host, and where the page starts."""
+
+    name: str
+    state: str
+    host_id: str
+    cursor: int | None
+    limit: int
+
+    def api_params(self) -> dict[str, Any]:
+        """The API's query for this page (DONE VMs only when asked for by state)."""
+        return {
+            "name": self.name.strip(),
+            "state": self.state,
+            "host_id": self.host_id,
+            "cursor": self.cursor,
+            "limit": self.limit,
+            "include_done": self.state == "6",
+        }
+
+    def kept(self) -> dict[str, Any]:
+        """The filters the pager's links keep."""
+        return {
+            "name": self.name.strip(),
+            "state": self.state,
+            "host_id": self.host_id,
+            "limit": self.limit if self.limit != PAGE_SIZE else None,
+        }
+
+
+def vm_filters(
+    name: Annotated[str, Query(max_length=128)] = "",
+    state: Annotated[str, Query(max_length=4)] = "",
+    host_id: Annotated[str, Query(max_length=10)] = "",
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
+) -> VmFilters:
+    """Read the VM list's query."""
+    return VmFilters(name, state, host_id, cursor, limit)
+
+
+VmFiltersDep = Annotated[VmFilters, Depends(vm_filters)]
 
 
 def routes(router: APIRouter) -> None:
@@ -27,62 +77,41 @@ def routes(router: APIRouter) -> None:
     vm_forms.routes(router)
 
     @router.get("/vms")
-    async def vm_list(
-        who: ViewerDep,
-        name: Annotated[str, Query(max_length=128)] = "",
-        state: Annotated[str, Query(max_length=4)] = "",
-        host_id: Annotated[str, Query(max_length=10)] = "",
-        cursor: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        rows_only: Annotated[bool, Query(include_in_schema=False)] = False,
-    ) -> Response:
-        filters = {"name": name.strip(), "state": state, "host_id": host_id}
-        answer = await who.api.get(
-            "/vms", limit=limit, cursor=cursor, include_done=state == "6", **filters
-        )
-        query = urlencode({**filters, "limit": limit, "cursor": "" if cursor is None else cursor})
-        if rows_only:
-            return etagged(who, fragment(who, "vm_rows.html", vms=answer["items"]))
+    async def vm_list(who: ViewerDep, shown: VmFiltersDep) -> Response:
+        answer = await who.api.get("/vms", **shown.api_params())
+        kept = shown.kept()
         return page(
             who,
             "vms.html",
             title="VMs",
             watch="vm",
             vms=answer["items"],
-            next_cursor=answer.get("next_cursor"),
-            cursor=cursor,
-            filters=filters,
-            limit=limit,
+            filters=shown,
             page_sizes=PAGE_SIZES,
             state_choices=STATE_CHOICES,
-            query=query,
+            rows_src="/vms/rows" + query_string(**kept, cursor=shown.cursor),
+            **page_links("/vms", kept, shown.cursor, answer.get("next_cursor")),
         )
 
     @router.get("/vms/rows")
-    async def vm_rows(
-        who: ViewerDep,
-        name: Annotated[str, Query(max_length=128)] = "",
-        state: Annotated[str, Query(max_length=4)] = "",
-        host_id: Annotated[str, Query(max_length=10)] = "",
-        cursor: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    ) -> Response:
-        return await vm_list(who, name, state, host_id, cursor, limit, rows_only=True)
+    async def vm_rows(who: ViewerDep, shown: VmFiltersDep) -> Response:
+        answer = await who.api.get("/vms", **shown.api_params())
+        return etagged(who, fragment(who, "vm_rows.html", vms=answer["items"]))
 
     @router.get("/vms/{vm_id}")
-    async def vm_page(who: ViewerDep, vm_id: VmId, done: str = "") -> Response:
+    async def vm_page(who: ViewerDep, vm_id: ObjId, done: str = "") -> Response:
         detail = await _detail(who.api, vm_id, with_console=True)
         title = f"VM {detail['vm']['name']}"
         notice = vm_forms.DONE_NOTICES.get(done, "")
         return page(who, "vm.html", title=title, watch="vm", notice=notice, **detail)
 
     @router.get("/vms/{vm_id}/live")
-    async def vm_live(who: ViewerDep, vm_id: VmId) -> Response:
+    async def vm_live(who: ViewerDep, vm_id: ObjId) -> Response:
         detail = await _detail(who.api, vm_id, with_console=False)
         return etagged(who, fragment(who, "vm_live.html", **detail))
 
     @router.get("/vms/{vm_id}/console")
-    async def vm_console(who: ViewerDep, vm_id: VmId) -> Response:
+    async def vm_console(who: ViewerDep, vm_id: ObjId) -> Response:
         vm = await who.api.get(f"/vms/{vm_id}")
         text = await _console(who.api, vm)
         return etagged(who, fragment(who, "vm_console.html", vm=vm, console=text))

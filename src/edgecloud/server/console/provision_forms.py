@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -22,10 +22,10 @@ from edgecloud.provision import InputSpec, TemplateError
 from edgecloud.provision.models import MAX_ITEMS
 from edgecloud.provision.template import parse_yaml
 from edgecloud.server.console.api import ApiError
+from edgecloud.server.console.common import ViewerDep
 from edgecloud.server.console.render import page
-from edgecloud.server.console.session import Viewer, checked_form, viewer
+from edgecloud.server.console.session import Viewer, checked_form
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
 SPECS = TypeAdapter(Annotated[list[InputSpec], Field(max_length=MAX_ITEMS)])
 INPUT_PATH = re.compile(r"(?:template\.)?inputs\.([A-Za-z_][A-Za-z0-9_\-]{0,63})")
 NO_VALUE = "no value given"  # how the API says an input without a default was not given

@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from edgecloud.server.console.api import ApiError
+from edgecloud.server.console.common import ObjId, ViewerDep, form_errors
 from edgecloud.server.console.render import page
-from edgecloud.server.console.session import Viewer, checked_form, viewer
+from edgecloud.server.console.session import Viewer, checked_form
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-VmId = Annotated[int, Path(ge=0, le=2**31 - 1)]
 ACTIVE, POWEROFF, DONE = 3, 8, 6
 RUNNING = 3
 CREATE_FIELDS = ("name", "template_id", "CPU", "VCPU", "MEMORY")
@@ -108,19 +107,18 @@ def routes(router: APIRouter) -> None:
         try:
             vm = await who.api.post("/vms", body)
         except ApiError as exc:
-            named = {k: v for k, v in exc.by_field().items() if k in CREATE_FIELDS}
-            other = "" if named else exc.message
+            named, other = form_errors(exc, CREATE_FIELDS)
             return await _create_page(who, values, errors=named, error=other, status=exc.status)
         return RedirectResponse(f"/vms/{vm['id']}?done=created", status_code=303)
 
     @router.get("/vms/{vm_id}/confirm/{key}")
-    async def confirm(who: ViewerDep, vm_id: VmId, key: str) -> Response:
+    async def confirm(who: ViewerDep, vm_id: ObjId, key: str) -> Response:
         action = _action(key)
         vm = await who.api.get(f"/vms/{vm_id}")
         return await _confirm_page(who, vm, action, error="")
 
     @router.post("/vms/{vm_id}/actions/{key}")
-    async def act(request: Request, who: ViewerDep, vm_id: VmId, key: str) -> Response:
+    async def act(request: Request, who: ViewerDep, vm_id: ObjId, key: str) -> Response:
         action = _action(key)
         form = await checked_form(request, who)
         body: dict[str, Any] = {"action": action.key, **action.body}
