@@ -20,6 +20,7 @@ import pytest
 from edgecloud.api.infra import Host
 from edgecloud.client import Client
 from edgecloud.drivers.hypervisor.node import shared
+from tests.support.console import ConsoleSession
 from tests.support.frontend import RunningFrontEnd
 from tests.support.guests import leftovers, wait_for
 from tests.support.nethosts import NetHost
@@ -103,6 +104,19 @@ def _qemu_img_info(net: NetHost, path: Path) -> dict[str, Any]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+def console_snapshots(frontend: RunningFrontEnd, vm_id: int) -> None:
+    """Through the web console: the VM's page lists the snapshot; take one, then delete it."""
+    with ConsoleSession(frontend.url) as console:
+        assert console.login(frontend.admin_user, frontend.admin_password).status_code == 303
+        page = console.get(f"/vms/{vm_id}")
+        assert '<span class="snapshot">live1</span>' in page.text
+        assert console.post(f"/vms/{vm_id}/disks/0/snapshot", {"name": "c1"}).status_code == 303
+        page = console.get(f"/vms/{vm_id}")
+        assert '<span class="snapshot">c1</span>' in page.text
+        gone = console.post(f"/vms/{vm_id}/disks/0/snapshots/c1/delete")
+        assert gone.status_code == 303
+
+
 @pytest.fixture(scope="module")
 def datablock(admin: Client, tmp_path_factory: pytest.TempPathFactory) -> int:
     """An 8 MiB raw image of zeros in the default image datastore."""
@@ -146,6 +160,8 @@ def test_one_image_copy_two_overlays_snapshot_revert_and_saveas(
         # Live snapshot while running, then the offline snapshot / revert cycle on A.
         live = admin.vms.disk_snapshot_create(a.id, 0, "live1")
         assert [s.name for s in live] == ["live1"]
+        console_snapshots(frontend, a.id)
+        assert [s.name for s in admin.vms.disk_snapshots(a.id, 0)] == ["live1"]
         _action(admin, a.id, "poweroff", "POWEROFF")
         with pytest.raises(Exception, match="no disk 3"):
             admin.vms.disk_snapshot_create(a.id, 3, "x")

@@ -230,3 +230,32 @@ def test_login_redirects_only_locally_and_logout_revokes(
             "/login", data={"csrf": "x", "username": name, "password": password}
         )
         assert answer.status_code == 400 and "edgecloud_session" not in forged.http.cookies
+
+
+def test_disk_snapshot_forms_show_the_apis_reasons(people: People, admin: Client) -> None:
+    image = admin.images.create(
+        name=f"disk-{people.tag}", datastore_id=1, size_mb=64, format="qcow2"
+    )
+    admin.images.chmod(image.id, "um-u--u--")
+    vm = people.alice.vms.create(
+        name=f"disked-{people.tag}",
+        template={"CPU": "0.1", "MEMORY": "64", "DISK": [{"IMAGE_ID": str(image.id)}]},
+    )
+    console = people.alice_console
+    page = console.get(f"/vms/{vm.id}")
+    assert page.status_code == 200 and f"disk-{people.tag}" in page.text
+    form = console.get(f"/vms/{vm.id}/disks/0/snapshot")
+    assert form.status_code == 200 and 'id="f-name"' in form.text
+    bad = console.post(f"/vms/{vm.id}/disks/0/snapshot", {"name": "no spaces"})
+    assert bad.status_code == 422 and 'id="e-name"' in bad.text
+    assert 'value="no spaces"' in bad.text
+    # The fake host keeps no qcow2 files: the API says so, on top of the form.
+    refused = console.post(f"/vms/{vm.id}/disks/0/snapshot", {"name": "s1"})
+    assert 400 <= refused.status_code < 500 and 'role="alert"' in refused.text
+    confirm = console.get(f"/vms/{vm.id}/disks/0/snapshots/s1/revert")
+    assert confirm.status_code == 200 and "Revert" in confirm.text
+    assert console.get(f"/vms/{vm.id}/disks/0/snapshots/s1/explode").status_code == 422
+    assert people.bob_console.get(f"/vms/{vm.id}/disks/0/snapshot").status_code in (403, 404)
+    forged = people.bob_console.post(f"/vms/{vm.id}/disks/0/snapshots/s1/delete")
+    assert forged.status_code in (403, 404)
+    people.alice.vms.action(vm.id, "terminate", hard=True)

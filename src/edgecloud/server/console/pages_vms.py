@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from edgecloud.api.states import VM_STATES
-from edgecloud.server.console import vm_forms
+from edgecloud.server.console import vm_disk_forms, vm_forms
 from edgecloud.server.console.api import Api, ApiError
 from edgecloud.server.console.common import (
     PAGE_SIZE,
@@ -75,6 +75,7 @@ VmFiltersDep = Annotated[VmFilters, Depends(vm_filters)]
 def routes(router: APIRouter) -> None:
     """Add the VM pages."""
     vm_forms.routes(router)
+    vm_disk_forms.routes(router)
 
     @router.get("/vms")
     async def vm_list(who: ViewerDep, shown: VmFiltersDep) -> Response:
@@ -102,7 +103,7 @@ def routes(router: APIRouter) -> None:
     async def vm_page(who: ViewerDep, vm_id: ObjId, done: str = "") -> Response:
         detail = await _detail(who.api, vm_id, with_console=True)
         title = f"VM {detail['vm']['name']}"
-        notice = vm_forms.DONE_NOTICES.get(done, "")
+        notice = vm_forms.DONE_NOTICES.get(done) or vm_disk_forms.DONE_NOTICES.get(done, "")
         return page(who, "vm.html", title=title, watch="vm", notice=notice, **detail)
 
     @router.get("/vms/{vm_id}/live")
