@@ -14,9 +14,11 @@ from fastapi.staticfiles import StaticFiles
 from edgecloud.server.console import (
     pages_admin,
     pages_dashboard,
+    pages_datastores,
     pages_infra,
     pages_network,
     pages_provisions,
+    pages_templates,
     pages_vms,
 )
 from edgecloud.server.console.api import Api, ApiError
@@ -37,7 +39,16 @@ from edgecloud.server.console.session import (
     viewer,
 )
 
-PAGES = (pages_dashboard, pages_vms, pages_infra, pages_network, pages_provisions, pages_admin)
+PAGES = (
+    pages_dashboard,
+    pages_vms,
+    pages_templates,
+    pages_infra,
+    pages_datastores,
+    pages_network,
+    pages_provisions,
+    pages_admin,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -20,9 +20,11 @@ from edgecloud.server.console.session import CSRF_FIELD, Viewer
 NAV: tuple[tuple[str, str, bool], ...] = (
     ("/", "Dashboard", False),
     ("/vms", "VMs", False),
+    ("/templates", "Templates", False),
     ("/clusters", "Clusters", False),
     ("/hosts", "Hosts", False),
     ("/images", "Images", False),
+    ("/datastores", "Datastores", False),
     ("/networks", "Networks", False),
     ("/secgroups", "Security groups", False),
     ("/provisions", "Provisions", False),
