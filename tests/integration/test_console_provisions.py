@@ -220,6 +220,42 @@ def test_inputs_get_their_html_types_and_errors_show_at_their_fields(
     assert len(admin.provisions.list(all=True)) == before
 
 
+def test_the_inputs_drawn_are_the_apis_even_for_a_refused_template(
+    browser: ConsoleSession, admin: Client
+) -> None:
+    before = len(admin.provisions.list(all=True))
+    # A password with a default: the default is never shown, and left empty it is used.
+    quiet = TYPED.replace(
+        "{name: secret, type: password}", "{name: secret, type: password, default: d3fault-pw}"
+    )
+    checked = browser.post("/provisions/new", {"action": "check", "template": quiet})
+    assert checked.status_code == 200, checked.text
+    outside = re.sub(r"<textarea[^>]*>.*?</textarea>", "", checked.text, flags=re.S)
+    assert "Checked: the template is valid" in outside and "d3fault-pw" not in outside
+    assert re.search(
+        r'<input type="password" id="input-secret" name="input.secret" value=""', checked.text
+    )
+    assert "leave it empty for its default" in checked.text
+    # A template refused on a first check (an unknown key, an input without a value): the
+    # inputs are drawn all the same, the missing value not called an error yet.
+    bad = TYPED.replace("hypervisors: [kvm]", "hypervisors: [kvm], colour: blue")
+    refused = browser.post("/provisions/new", {"action": "check", "template": bad})
+    assert refused.status_code == 422, refused.text
+    assert "hosts.colour" in _field_error(refused.text, "template")
+    assert re.search(
+        r'<input type="number" id="input-hosts" name="input.hosts" value="1"', refused.text
+    )
+    secret = re.search(r'<input type="password" id="input-secret"[^>]*>', refused.text)
+    assert secret and "aria-invalid" not in secret.group(0)
+    # An inputs section that cannot be read: its error at the template, no inputs drawn.
+    broken = TYPED.replace("type: list", "type: colour")
+    unread = browser.post("/provisions/new", {"action": "check", "template": broken})
+    assert unread.status_code == 422
+    assert "inputs[3].type" in _field_error(unread.text, "template")
+    assert 'id="input-site"' not in unread.text and 'value="create"' not in unread.text
+    assert len(admin.provisions.list(all=True)) == before
+
+
 def test_another_user_sees_nothing_and_forms_need_their_token(
     browser: ConsoleSession, admin: Client, frontend: RunningFrontEnd
 ) -> None:

@@ -258,6 +258,56 @@ def test_bad_templates_name_the_yaml_path(
     assert len(admin.provisions.list(all=True)) == before  # nothing recorded
 
 
+DECLARING = AWS.replace(
+    "  - {name: secret, type: password}\n",
+    """  - {name: secret, type: password, default: d3fault-pw}
+  - {name: spread, type: boolean, default: true, description: One host per zone.}
+  - {name: size, type: list, options: [small, 2], default: small}
+  - {name: count, type: number}
+""",
+)
+
+
+def test_validate_and_inputs_tell_the_declared_inputs(admin: Client) -> None:
+    declared = [
+        {"name": "region", "type": "text", "default": "eu-west-1", "has_default": True},
+        {"name": "secret", "type": "password", "default": None, "has_default": True},
+        {"name": "spread", "type": "boolean", "default": True, "has_default": True},
+        {"name": "size", "type": "list", "default": "small", "has_default": True},
+        {"name": "count", "type": "number", "default": None, "has_default": False},
+    ]
+    answer = admin.request(
+        "POST", "/provisions/validate", json={"template": DECLARING, "inputs": {"count": "2"}}
+    )
+    got = answer["inputs_declared"]
+    assert [{k: i[k] for k in declared[0]} for i in got] == declared
+    assert got[2]["description"] == "One host per zone." and got[0]["description"] == ""
+    assert got[3]["options"] == ["small", 2] and got[0]["options"] is None
+    # A password's default is never told: not as the input's default, not where it is used.
+    assert answer["template"]["provider_settings"]["secret_access_key"] == "***"
+    assert "d3fault-pw" not in repr(answer)
+    # Without the value it lacks the template is refused; `inputs` still lists what to ask.
+    with pytest.raises(EdgecloudError) as refused:
+        admin.request("POST", "/provisions/validate", json={"template": DECLARING})
+    assert refused.value.status == 422
+    assert "template.inputs.count" in [f["field"] for f in refused.value.fields]
+    assert admin.request("POST", "/provisions/inputs", json={"template": DECLARING}) == got
+    shipped = admin.request("POST", "/provisions/inputs", json={"example": "local-edge"})
+    assert [(i["name"], i["default"]) for i in shipped] == [("site", "lab"), ("hosts", 3)]
+    sdk = admin.provisions.declared_inputs(example="local-edge")
+    assert [(i.name, i.type) for i in sdk] == [("site", "text"), ("hosts", "number")]
+    # Only a template whose inputs section cannot be read is refused, at the YAML path.
+    for body, field in [
+        ({"template": DECLARING.replace("type: list", "type: colour")}, "template.inputs[3].type"),
+        ({"template": "name: [unclosed"}, "template"),
+        ({"template": DECLARING, "example": "local-edge"}, "template"),
+        ({"example": "no-such"}, "example"),
+    ]:
+        with pytest.raises(EdgecloudError) as bad:
+            admin.request("POST", "/provisions/inputs", json=body)
+        assert bad.value.status == 422 and field in [f["field"] for f in bad.value.fields]
+
+
 def test_users_without_rights_neither_create_nor_see_provisions(
     admin: Client, make_user: Callable[..., Client]
 ) -> None:

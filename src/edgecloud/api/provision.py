@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -20,15 +20,22 @@ PROVISION_STATES = {
 TemplateText = Annotated[str, StringConstraints(min_length=1, max_length=256 * 1024)]
 InputValue = Annotated[str, StringConstraints(max_length=4096)]
 Inputs = Annotated[dict[str, InputValue], Field(max_length=256)]
+InputKind = Literal["text", "number", "boolean", "list", "password"]
+InputScalar = bool | int | float | str
 
 
-class ProvisionCreate(Body):
-    """Create a provision from a template (YAML text) or a shipped example, and inputs."""
+class ProvisionSource(Body):
+    """A template: its YAML text, or the name of a shipped example (one of the two)."""
 
     template: TemplateText | None = Field(default=None, description="the template's YAML text")
     example: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")] | None = Field(
         default=None, description="the name of a template shipped with edgecloud"
     )
+
+
+class ProvisionCreate(ProvisionSource):
+    """Create a provision from a template (YAML text) or a shipped example, and inputs."""
+
     inputs: Inputs = Field(default_factory=dict, description="values of the template's inputs")
 
 
@@ -81,7 +88,27 @@ class Provision(Ownership):
     updated_at: int
 
 
+class ProvisionInputInfo(Wire):
+    """An input a template declares: what to ask for and how (a password's default untold)."""
+
+    name: str
+    type: InputKind = "text"
+    default: InputScalar | None = Field(
+        default=None, description="the value used when none is given (null for a password)"
+    )
+    has_default: bool = Field(
+        default=False, description="whether it has a default (if not, a value must be given)"
+    )
+    description: str = ""
+    options: list[InputScalar] | None = Field(
+        default=None, description="the values a list input may take"
+    )
+
+
 class ProvisionResolved(Wire):
     """A template resolved with its inputs (as `validate` shows it)."""
 
     template: dict[str, Any]
+    inputs_declared: list[ProvisionInputInfo] = Field(
+        default_factory=list, description="the inputs the template declares, in its order"
+    )

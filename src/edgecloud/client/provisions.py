@@ -40,6 +40,15 @@ class Provisions(Resource[provision.Provision]):
         answer = self.client.request("POST", f"{self.path}/validate", json=body)
         return dict(answer["template"])
 
+    def declared_inputs(
+        self, *, template: str | Path | None = None, example: str | None = None
+    ) -> list[provision.ProvisionInputInfo]:
+        """The inputs a template declares (name, type, default, options), before any value."""
+        body = _body(template, example, None)
+        body.pop("inputs")
+        data = self.client.request("POST", f"{self.path}/inputs", json=body)
+        return [provision.ProvisionInputInfo.model_validate(x) for x in data]
+
     def log(self, obj_id: int) -> list[provision.ProvisionStepLog]:
         """Every step run of the provision with its log, oldest first."""
         data = self.client.request("GET", f"{self.path}/{obj_id}/log")

@@ -3,8 +3,10 @@
 Two steps: "Check" posts the template to the API's validate route and re-renders the form
 with one field per input the template declares (or the API's errors, each at the field its
 YAML path names); "Create" posts the template and the inputs to the API. The API has the
-last word on everything: the console reads the template's `inputs` section only to draw
-their fields.
+last word on everything, the inputs to ask for too: the console never reads the template.
+They come in the `validate` answer (`inputs_declared`); before sending the values typed, or
+when the API refuses the template (its inputs without values are errors too), they come
+from `POST /provisions/inputs`, which reads only the template's `inputs` section.
 """
 
 from __future__ import annotations
@@ -16,19 +18,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import Field, TypeAdapter, ValidationError
 
-from edgecloud.provision import InputSpec, TemplateError
-from edgecloud.provision.models import MAX_ITEMS
-from edgecloud.provision.template import parse_yaml
+from edgecloud.api.provision import ProvisionInputInfo
 from edgecloud.server.console.api import ApiError
 from edgecloud.server.console.common import ViewerDep
 from edgecloud.server.console.render import page
 from edgecloud.server.console.session import Viewer, checked_form
 
-SPECS = TypeAdapter(Annotated[list[InputSpec], Field(max_length=MAX_ITEMS)])
 INPUT_PATH = re.compile(r"(?:template\.)?inputs\.([A-Za-z_][A-Za-z0-9_\-]{0,63})")
-NO_VALUE = "no value given"  # how the API says an input without a default was not given
 INPUT_TYPES = {"text": "text", "number": "number", "password": "password"}
 
 
@@ -58,17 +55,22 @@ def example_text(name: str) -> str:
     return (resources.files("edgecloud.provision") / "examples" / f"{name}.yaml").read_text()
 
 
-def declared_inputs(text: str) -> list[InputSpec]:
-    """The inputs a template declares (none when it cannot be read: the API says why)."""
-    try:
-        raw = parse_yaml(text).get("inputs")
-        specs = SPECS.validate_python(raw) if isinstance(raw, list) else []
-    except (TemplateError, ValidationError):
+async def declared_inputs(who: Viewer, source: dict[str, str]) -> list[ProvisionInputInfo]:
+    """The inputs the API says the template declares (none when it cannot read them: the
+    validate or create call that follows says why)."""
+    if not source:
         return []
-    unique: dict[str, InputSpec] = {}
-    for spec in specs:
-        unique.setdefault(spec.name, spec)
-    return list(unique.values())
+    try:
+        found = await who.api.post("/provisions/inputs", source)
+    except ApiError as exc:
+        if exc.status != 422:
+            raise
+        return []
+    return _infos(found)
+
+
+def _infos(data: list[dict[str, Any]]) -> list[ProvisionInputInfo]:
+    return [ProvisionInputInfo.model_validate(item) for item in data]
 
 
 def _text(value: object) -> str:
@@ -77,7 +79,7 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def given_inputs(form: dict[str, str], specs: list[InputSpec]) -> dict[str, str]:
+def given_inputs(form: dict[str, str], specs: list[ProvisionInputInfo]) -> dict[str, str]:
     """The input values the form gives (none before the inputs were shown)."""
     if form.get("stage") != "inputs":
         return {}
@@ -88,14 +90,14 @@ def given_inputs(form: dict[str, str], specs: list[InputSpec]) -> dict[str, str]
             given[spec.name] = "true" if form.get(key) else "false"
             continue
         value = form.get(key)
-        if value is None or (value == "" and (spec.default is None or spec.type == "password")):
+        if value is None or (value == "" and (not spec.has_default or spec.type == "password")):
             continue  # left empty: the default, or the API says it is missing
         given[spec.name] = value
     return given
 
 
 def input_fields(
-    form: dict[str, str], specs: list[InputSpec], errors: dict[str, str]
+    form: dict[str, str], specs: list[ProvisionInputInfo], errors: dict[str, str]
 ) -> list[dict[str, Any]]:
     """One form field per declared input: its HTML type, value, hint and error."""
     shown = form.get("stage") == "inputs"
@@ -117,7 +119,8 @@ def input_fields(
                 "options": [_text(o) for o in spec.options or []],
                 "value": "" if spec.type == "password" else value,
                 "checked": bool(form.get(key)) if shown else default == "true",
-                "required": spec.default is None and spec.type != "boolean",
+                "required": not spec.has_default and spec.type != "boolean",
+                "has_default": spec.has_default,
                 "error": errors.get(spec.name, ""),
                 "described": " ".join(described),
             }
@@ -126,9 +129,14 @@ def input_fields(
 
 
 def split_errors(
-    exc: ApiError, names: set[str], *, first_check: bool
+    exc: ApiError, specs: list[ProvisionInputInfo], *, first_check: bool
 ) -> tuple[dict[str, str], str, list[dict[str, str]], str]:
-    """The API's errors by where they show: inputs, the example, the template, the top."""
+    """The API's errors by where they show: inputs, the example, the template, the top.
+
+    At the first check no value was sent: an input without a default is only to fill in.
+    """
+    names = {spec.name for spec in specs}
+    to_fill = {spec.name for spec in specs if not spec.has_default} if first_check else set()
     by_input: dict[str, str] = {}
     example_error, top = "", ""
     template_errors: list[dict[str, str]] = []
@@ -136,7 +144,7 @@ def split_errors(
         path, reason = str(item.get("field", "")), str(item.get("reason", ""))
         named = INPUT_PATH.fullmatch(path)
         if named and named.group(1) in names:
-            if not (first_check and reason.startswith(NO_VALUE)):
+            if named.group(1) not in to_fill:
                 by_input.setdefault(named.group(1), reason)
         elif path == "example":
             example_error = example_error or reason
@@ -166,22 +174,25 @@ def routes(router: APIRouter) -> None:
     async def create_provision(request: Request, who: ViewerDep) -> Response:
         form = await checked_form(request, who)
         example, text = form.get("example", "").strip(), form.get("template", "")
-        source = text if text.strip() else example_text(example)
-        specs = declared_inputs(source)
-        body: dict[str, Any] = {"inputs": given_inputs(form, specs)}
+        source: dict[str, str] = {}
         if text.strip():
-            body["template"] = text
+            source["template"] = text
         if example:
-            body["example"] = example
-        creating = form.get("action") == "create" and form.get("stage") == "inputs"
+            source["example"] = example
+        typed = form.get("stage") == "inputs"  # the inputs were shown: send what they hold
+        specs = await declared_inputs(who, source) if typed else None
+        body: dict[str, Any] = {**source, "inputs": given_inputs(form, specs or [])}
+        creating = form.get("action") == "create" and typed
         try:
             if creating:
                 made = await who.api.post("/provisions", body)
                 return RedirectResponse(f"/provisions/{made['id']}?done=created", status_code=303)
             answer = await who.api.post("/provisions/validate", body)
         except ApiError as exc:
-            first = not creating and form.get("stage") != "inputs"
-            found = split_errors(exc, {s.name for s in specs}, first_check=first)
+            if specs is None:
+                specs = await declared_inputs(who, source)
+            first = not typed
+            found = split_errors(exc, specs, first_check=first)
             by_input, example_error, template_errors, top = found
             if first and not (example_error or template_errors or top or by_input):
                 return _form(who, form, specs, stage="inputs")  # only inputs to fill in
@@ -196,13 +207,14 @@ def routes(router: APIRouter) -> None:
                 template_errors=template_errors,
                 input_errors=by_input,
             )
-        return _form(who, form, specs, stage="inputs", resolved=answer["template"])
+        declared = _infos(answer["inputs_declared"])
+        return _form(who, form, declared, stage="inputs", resolved=answer["template"])
 
 
 def _form(
     who: Viewer,
     form: dict[str, str],
-    specs: list[InputSpec],
+    specs: list[ProvisionInputInfo],
     *,
     stage: str = "",
     status: int = 200,

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 
 from edgecloud.api import provision as wire
 from edgecloud.api.common import Page
-from edgecloud.provision import password_inputs
 from edgecloud.server.errors import ApiError
 from edgecloud.server.rest.crud import ERRORS, IdPath
 from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, ListQueryDep, PrincipalDep
-from edgecloud.server.services.provisions import HIDDEN, Provisions, resolve, source_of
+from edgecloud.server.services import provisions
+from edgecloud.server.services.provisions import Provisions
 
 
 class Unavailable(ApiError):
@@ -62,10 +62,22 @@ def routers() -> list[APIRouter]:
     def validate_provision(
         frontend: FrontEndDep, principal: PrincipalDep, body: wire.ProvisionValidate
     ) -> wire.ProvisionResolved:
-        text = source_of(body)
-        template = resolve(text, body.inputs, "${provision_id}")
-        hidden = {body.inputs[n] for n in password_inputs(text) if body.inputs.get(n)}
-        return wire.ProvisionResolved(template=_masked(template.model_dump(), hidden))
+        return provisions.validate(body)
+
+    @router.post(
+        "/inputs",
+        response_model=list[wire.ProvisionInputInfo],
+        summary="List the inputs a template declares",
+        description=(
+            "Read only the template's YAML and its `inputs` section (refused with their "
+            "field errors if either cannot be read): what a form asks for before `validate` "
+            "checks the whole template with the values given."
+        ),
+    )
+    def provision_inputs(
+        frontend: FrontEndDep, principal: PrincipalDep, body: wire.ProvisionSource
+    ) -> list[wire.ProvisionInputInfo]:
+        return provisions.input_info(provisions.declared_inputs(provisions.source_of(body)))
 
     @router.get("/{obj_id}", response_model=wire.Provision, summary="Show a provision")
     def get_provision(
@@ -138,13 +150,3 @@ def routers() -> list[APIRouter]:
         return _request(frontend, principal, obj_id, "delete", {"force": force})
 
     return [router]
-
-
-def _masked(data: Any, hidden: set[str]) -> Any:
-    if isinstance(data, dict):
-        return {k: _masked(v, hidden) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_masked(v, hidden) for v in data]
-    if isinstance(data, str) and data in hidden:
-        return HIDDEN
-    return data

@@ -14,18 +14,22 @@ import secrets as random
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgecloud.api import provision as wire
 from edgecloud.api.common import Body
 from edgecloud.provision import (
+    InputSpec,
     ProvisionTemplate,
     TemplateError,
     example,
     load_template,
     password_inputs,
 )
+from edgecloud.provision.errors import pydantic_problems
+from edgecloud.provision.template import INPUTS, parse_yaml
 from edgecloud.server import secrets
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.db.base import now
@@ -220,7 +224,7 @@ def _check_no_vms(session: Session, row: Provision) -> None:
         )
 
 
-def source_of(body: wire.ProvisionCreate) -> str:
+def source_of(body: wire.ProvisionSource) -> str:
     """The template's text: given, or a shipped example by name."""
     if (body.template is None) == (body.example is None):
         raise InvalidInput("template", "give the template's text or the name of an example")
@@ -245,12 +249,84 @@ def resolve(
     try:
         return load_template(text, inputs, tag, host_count=host_count)
     except TemplateError as exc:
-        raise InvalidFields(
-            [
-                (f"{field}.{p.path}" if p.path else field, _where(p.reason, p.line))
-                for p in exc.problems
-            ]
-        ) from None
+        raise _invalid(exc, field) from None
+
+
+def _invalid(exc: TemplateError, field: str) -> InvalidFields:
+    return InvalidFields(
+        [(f"{field}.{p.path}" if p.path else field, _where(p.reason, p.line)) for p in exc.problems]
+    )
+
+
+def validate(body: wire.ProvisionValidate) -> wire.ProvisionResolved:
+    """Resolve a template with its inputs, passwords hidden, and say which inputs it declares.
+
+    Every problem is a field error (422), a missing value too (`template.inputs.<name>: no
+    value given and no default`); `declared_inputs` tells a form what to ask for before that.
+    """
+    text = source_of(body)
+    template = resolve(text, body.inputs, "${provision_id}")
+    specs = declared_inputs(text)
+    used = {s.name: body.inputs.get(s.name, s.default) for s in specs if s.type == "password"}
+    hidden = {_as_text(value) for value in used.values() if value is not None}
+    return wire.ProvisionResolved(
+        template=_masked(template.model_dump(), {h for h in hidden if h}),
+        inputs_declared=input_info(specs),
+    )
+
+
+def declared_inputs(text: str) -> list[InputSpec]:
+    """The inputs a template declares, in its order (a name written twice: its first).
+
+    Only the YAML and its `inputs` section are read; a problem with either is a field error
+    named as `resolve` names it. Whether the inputs agree with each other and with the
+    values given is for `resolve` (validate, create) to say.
+    """
+    try:
+        raw = parse_yaml(text).get("inputs")
+        specs = INPUTS.validate_python([] if raw is None else raw)
+    except TemplateError as exc:
+        raise _invalid(exc, "template") from None
+    except ValidationError as exc:
+        found = TemplateError(pydantic_problems(exc.errors(), ("inputs",)))
+        raise _invalid(found, "template") from None
+    unique: dict[str, InputSpec] = {}
+    for spec in specs:
+        unique.setdefault(spec.name, spec)
+    return list(unique.values())
+
+
+def input_info(specs: list[InputSpec]) -> list[wire.ProvisionInputInfo]:
+    """The inputs as the API shows them: a password's default is never told, only that it is."""
+    return [
+        wire.ProvisionInputInfo(
+            name=spec.name,
+            type=spec.type,
+            default=None if spec.type == "password" else spec.default,
+            has_default=spec.default is not None,
+            description=spec.description,
+            options=None if spec.options is None else list(spec.options),
+        )
+        for spec in specs
+    ]
+
+
+def _as_text(value: str | bool | int | float) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _masked(data: Any, hidden: set[str]) -> Any:
+    """`data` with every hidden text replaced by HIDDEN (longest first, inside strings too)."""
+    if isinstance(data, dict):
+        return {k: _masked(v, hidden) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_masked(v, hidden) for v in data]
+    if isinstance(data, str):
+        for secret in sorted(hidden, key=len, reverse=True):
+            data = data.replace(secret, HIDDEN)
+    return data
 
 
 def _where(reason: str, line: int | None) -> str:
