@@ -45,6 +45,7 @@ sys.modules["bench_api"] = bench_api
 _spec.loader.exec_module(bench_api)
 API, backend_store, load_data = bench_api.API, bench_api.backend_store, bench_api.load_data
 start_server, stop_server = bench_api.start_server, bench_api.stop_server
+pct = bench_api.pct
 
 from edgecloud.server.app import prepare_store  # noqa: E402
 from edgecloud.server.config import load_settings  # noqa: E402
@@ -73,12 +74,6 @@ def timed(call: Callable[[], httpx.Response], runs: int) -> tuple[list[float], l
         response.raise_for_status()
         server.append(server_seconds(response))
     return server, wall
-
-
-def p(times: list[float], q: float) -> float:
-    """The q-quantile (0..1) of the times."""
-    ordered = sorted(times)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def console_login(url: str, user: str, password: str) -> httpx.Client:
@@ -173,15 +168,15 @@ def main() -> None:
             base = server_t
         ratio = f"{statistics.median(server_t) / statistics.median(base):.2f}x" if base else ""
         print(
-            f"| {name} | {p(server_t, 0.5):.4f} | {p(server_t, 0.99):.4f} "
-            f"| {p(wall_t, 0.5):.4f} | {ratio} |"
+            f"| {name} | {pct(server_t, 50):.4f} | {pct(server_t, 99):.4f} "
+            f"| {pct(wall_t, 50):.4f} | {ratio} |"
         )
     for name, server_t, _, kind in rows:
         if kind == "page":
-            verdict = "met" if p(server_t, 0.5) <= TARGET_S else "MISSED"
+            verdict = "met" if pct(server_t, 50) <= TARGET_S else "MISSED"
             print(
-                f"\n{name}: server p50 {p(server_t, 0.5) * 1000:.1f} ms, "
-                f"p99 {p(server_t, 0.99) * 1000:.1f} ms: target <= 300 ms {verdict}"
+                f"\n{name}: server p50 {pct(server_t, 50) * 1000:.1f} ms, "
+                f"p99 {pct(server_t, 99) * 1000:.1f} ms: target <= 300 ms {verdict}"
             )
 
 

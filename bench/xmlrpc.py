@@ -46,6 +46,7 @@ sys.modules["bench_api"] = bench_api
 _spec.loader.exec_module(bench_api)
 API, backend_store, load_data = bench_api.API, bench_api.backend_store, bench_api.load_data
 start_server, stop_server = bench_api.start_server, bench_api.stop_server
+pct = bench_api.pct
 
 from edgecloud.server.app import prepare_store  # noqa: E402
 from edgecloud.server.config import load_settings  # noqa: E402
@@ -61,12 +62,6 @@ def timed(call: Callable[[], object], runs: int) -> list[float]:
         call()
         times.append(time.perf_counter() - started)
     return times
-
-
-def p(times: list[float], q: float) -> float:
-    """The q-quantile (0..1) of the times."""
-    ordered = sorted(times)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run(backend: str, n_vms: int, runs: int) -> list[tuple[str, list[float], str]]:
@@ -144,12 +139,12 @@ def main() -> None:
         ratio = ""
         if kind == "rest" and previous:
             ratio = f"XML-RPC {statistics.median(previous) / statistics.median(times):.2f}x REST"
-        print(f"| {name} | {p(times, 0.5):.4f} | {p(times, 0.99):.4f} | {ratio} |")
+        print(f"| {name} | {pct(times, 50):.4f} | {pct(times, 99):.4f} | {ratio} |")
         previous = times
     pool = [t for n, t, _ in rows if n.endswith("one.vmpool.info (all)")]
     for times in pool:
-        verdict = "met" if p(times, 0.5) <= 0.25 else "MISSED"
-        print(f"\none.vmpool.info p50 {p(times, 0.5):.3f} s: target <= 0.25 s {verdict}")
+        verdict = "met" if pct(times, 50) <= 0.25 else "MISSED"
+        print(f"\none.vmpool.info p50 {pct(times, 50):.3f} s: target <= 0.25 s {verdict}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ class ApiError(Exception):
     """The API refused a request: its status, code, message and the fields it named."""
 
     def __init__(self, status: int, body: dict[str, Any]) -> None:
-        """Keep the API's error body."""
-        self.status = status
+        """Keep the API's error body; an API failure (5xx) is a bad gateway to a page."""
+        self.status = status if status < 500 else 502
         self.code = str(body.get("error", "error"))
         self.message = str(body.get("message", "")) or f"HTTP {status}"
         self.field = body.get("field")
@@ -24,15 +24,6 @@ class ApiError(Exception):
         if not self.fields and self.field:
             self.fields = [{"field": str(self.field), "reason": self.message}]
         super().__init__(self.message)
-
-    def by_field(self) -> dict[str, str]:
-        """Return the reason per field name (last path part and whole path both work)."""
-        out: dict[str, str] = {}
-        for item in self.fields:
-            name, reason = str(item.get("field", "")), str(item.get("reason", ""))
-            out.setdefault(name, reason)
-            out.setdefault(name.rsplit(".", 1)[-1], reason)
-        return out
 
 
 class Transport:

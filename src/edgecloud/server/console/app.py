@@ -157,5 +157,6 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    status = exc.status if 400 <= exc.status < 500 else 502
-    return bare("error.html", status=status, title=f"{exc.status} {exc.code}", message=exc.message)
+    return bare(
+        "error.html", status=exc.status, title=f"{exc.status} {exc.code}", message=exc.message
+    )

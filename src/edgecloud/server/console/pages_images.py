@@ -90,8 +90,7 @@ def routes(router: APIRouter) -> None:
                 found = await who.api.get(f"/images/{image_id}")
             except ApiError:
                 found = {"id": image_id, "name": str(image_id), "running_vms": 0}
-            code = exc.status if 400 <= exc.status < 500 else 502
-            return _confirm(who, found, error=exc.message, code=code)
+            return _confirm(who, found, error=exc.message, code=exc.status)
         return RedirectResponse(f"/images?deleted={image_id}", status_code=303)
 
 

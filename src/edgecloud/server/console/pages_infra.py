@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from edgecloud.api.infra import HOST_STATES
@@ -104,9 +104,14 @@ def _cluster_routes(router: APIRouter) -> None:
 
 
 async def _host_rows(
-    who: Viewer, cursor: int | None, name: str, state: str, cluster_id: int | None
+    who: ViewerDep,
+    cursor: Cursor = None,
+    name: NamePrefix = "",
+    state: StateName = "",
+    cluster_id: OptionalId = None,
 ) -> dict[str, Any]:
-    """One page of hosts with their clusters' names, and the link to the next page."""
+    """One page of hosts with their clusters' names, and the link to the next page (a
+    dependency: the list page and its live rows share it)."""
     number = HOST_STATE_NUMBER.get(state.upper()) if state else None
     listing = await who.api.get(
         "/hosts", limit=PAGE_SIZE, cursor=cursor, name=name, state=number, cluster_id=cluster_id
@@ -131,6 +136,9 @@ async def _host_rows(
     }
 
 
+HostRows = Annotated[dict[str, Any], Depends(_host_rows)]
+
+
 def thin(points: Sequence[tuple[int, float]], most: int = CHART_POINTS) -> list[tuple[int, float]]:
     """Average runs of samples so a chart has at most `most` points (oldest first)."""
     if len(points) <= most:
@@ -152,25 +160,11 @@ async def _host_facts(who: Viewer, host_id: int) -> dict[str, Any]:
 
 def _host_routes(router: APIRouter) -> None:
     @router.get("/hosts")
-    async def hosts(
-        who: ViewerDep,
-        cursor: Cursor = None,
-        name: NamePrefix = "",
-        state: StateName = "",
-        cluster_id: OptionalId = None,
-    ) -> Response:
-        rows = await _host_rows(who, cursor, name, state, cluster_id)
+    async def hosts(who: ViewerDep, rows: HostRows) -> Response:
         return page(who, "hosts.html", title="Hosts", watch="host", **rows)
 
     @router.get("/hosts/rows")
-    async def host_rows(
-        who: ViewerDep,
-        cursor: Cursor = None,
-        name: NamePrefix = "",
-        state: StateName = "",
-        cluster_id: OptionalId = None,
-    ) -> Response:
-        rows = await _host_rows(who, cursor, name, state, cluster_id)
+    async def host_rows(who: ViewerDep, rows: HostRows) -> Response:
         return etagged(who, fragment(who, "infra_host_rows.html", **rows))
 
     @router.get("/hosts/{host_id}")
@@ -248,6 +242,5 @@ def _status_routes(router: APIRouter) -> None:
                 host = await who.api.get(f"/hosts/{host_id}")
             except ApiError:
                 host = {"id": host_id, "name": str(host_id)}
-            code = exc.status if 400 <= exc.status < 500 else 502
-            return _confirm(who, host, status, error=exc.message, code=code)
+            return _confirm(who, host, status, error=exc.message, code=exc.status)
         return RedirectResponse(f"/hosts/{host_id}", status_code=303)

@@ -11,13 +11,20 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from edgecloud.api.provision import PROVISION_STATES
 from edgecloud.server.console import provision_forms
 from edgecloud.server.console.api import Api, ApiError
-from edgecloud.server.console.common import PAGE_SIZE, ObjId, ViewerDep, page_links, query_string
+from edgecloud.server.console.common import (
+    PAGE_SIZE,
+    ObjId,
+    ViewerDep,
+    form_errors,
+    page_links,
+    query_string,
+)
 from edgecloud.server.console.render import etagged, fragment, page
 from edgecloud.server.console.session import Viewer, checked_form
 
@@ -89,32 +96,49 @@ DONE_NOTICES = {
 }
 
 
+async def _listing(
+    who: ViewerDep,
+    name: Annotated[str, Query(max_length=128)] = "",
+    state: Annotated[str, Query(pattern=r"^[0-6]?$")] = "",
+    all: Annotated[str, Query(max_length=5)] = "",
+    cursor: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """One page of provisions (a dependency: the list page and its live region share it)."""
+    filters = {"name": name.strip(), "state": state, "all": "1" if all else ""}
+    answer = await who.api.get(
+        "/provisions",
+        limit=limit,
+        cursor=cursor,
+        name=filters["name"],
+        state=state,
+        all="true" if all else None,
+    )
+    kept = {**filters, "limit": limit if limit != PAGE_SIZE else None}
+    return {
+        "provisions": answer["items"],
+        **page_links("/provisions", kept, cursor, answer.get("next_cursor")),
+        "live_url": "/provisions/live" + query_string(**kept, cursor=cursor),
+        "filters": filters,
+        "limit": limit,
+        "page_sizes": PAGE_SIZES,
+        "state_choices": STATE_CHOICES,
+    }
+
+
+Listing = Annotated[dict[str, Any], Depends(_listing)]
+
+
 def routes(router: APIRouter) -> None:
     """Add the provision pages (the fixed paths before /provisions/{id})."""
     provision_forms.routes(router)
 
     @router.get("/provisions")
-    async def provision_list(
-        who: ViewerDep,
-        name: Annotated[str, Query(max_length=128)] = "",
-        state: Annotated[str, Query(pattern=r"^[0-6]?$")] = "",
-        all: Annotated[str, Query(max_length=5)] = "",
-        cursor: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    ) -> Response:
-        listing = await _listing(who.api, name, state, all, cursor, limit)
+    async def provision_list(who: ViewerDep, listing: Listing) -> Response:
         return page(who, "provisions.html", title="Provisions", watch="provision", **listing)
 
     @router.get("/provisions/live")
-    async def provision_list_live(
-        who: ViewerDep,
-        name: Annotated[str, Query(max_length=128)] = "",
-        state: Annotated[str, Query(pattern=r"^[0-6]?$")] = "",
-        all: Annotated[str, Query(max_length=5)] = "",
-        cursor: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    ) -> Response:
-        listing = await _listing(who.api, name, state, all, cursor, limit)
+    async def provision_list_live(who: ViewerDep, listing: Listing) -> Response:
         return etagged(who, fragment(who, "provision_table.html", **listing))
 
     @router.get("/provisions/{prov_id}")
@@ -157,36 +181,10 @@ def routes(router: APIRouter) -> None:
             await _ask(who.api, prov_id, action, form)
         except ApiError as exc:
             found = await who.api.get(f"/provisions/{prov_id}")
-            errors = exc.by_field()
-            named = {"scale": "hosts", "delete": "force"}.get(action, "")
-            mine: dict[str, str] = {named: errors[named]} if named in errors else {}
-            top = "" if mine else exc.message
+            named = {"scale": ("hosts",), "delete": ("force",)}.get(action, ())
+            mine, top = form_errors(exc, named)
             return _confirm(who, found, ACTIONS[action], form, mine, top, status=exc.status)
         return RedirectResponse(f"/provisions/{prov_id}?done={action}", status_code=303)
-
-
-async def _listing(
-    api: Api, name: str, state: str, all: str, cursor: int | None, limit: int
-) -> dict[str, Any]:
-    filters = {"name": name.strip(), "state": state, "all": "1" if all else ""}
-    answer = await api.get(
-        "/provisions",
-        limit=limit,
-        cursor=cursor,
-        name=filters["name"],
-        state=state,
-        all="true" if all else None,
-    )
-    kept = {**filters, "limit": limit if limit != PAGE_SIZE else None}
-    return {
-        "provisions": answer["items"],
-        **page_links("/provisions", kept, cursor, answer.get("next_cursor")),
-        "live_url": "/provisions/live" + query_string(**kept, cursor=cursor),
-        "filters": filters,
-        "limit": limit,
-        "page_sizes": PAGE_SIZES,
-        "state_choices": STATE_CHOICES,
-    }
 
 
 def _facts(found: dict[str, Any]) -> dict[str, Any]:

@@ -111,8 +111,7 @@ def routes(router: APIRouter) -> None:
             context = await _template(
                 who, template_id, permissions=value, errors=errors, error=error
             )
-            status = exc.status if 400 <= exc.status < 500 else 502
-            return page(who, "vm_template.html", status=status, **context)
+            return page(who, "vm_template.html", status=exc.status, **context)
         return RedirectResponse(f"/templates/{template_id}?done=chmod", status_code=303)
 
     @router.get("/templates/{template_id}/delete")
@@ -130,8 +129,7 @@ def routes(router: APIRouter) -> None:
                 found = await who.api.get(f"/templates/{template_id}")
             except ApiError:
                 found = {"id": template_id, "name": f"template {template_id}"}
-            status = exc.status if 400 <= exc.status < 500 else 502
-            return _confirm(who, found, error=exc.message, status=status)
+            return _confirm(who, found, error=exc.message, status=exc.status)
         return RedirectResponse(f"/templates?deleted={template_id}", status_code=303)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from edgecloud.api import infra as wire
 from edgecloud.api.workload import Sample
+from edgecloud.server.db.models import Host
 from edgecloud.server.monitor.monitor import host_change
 from edgecloud.server.rest.crud import IdPath, crud_router
 from edgecloud.server.rest.deps import FrontEnd, FrontEndDep, IdQuery, PrincipalDep, Seconds
@@ -71,7 +72,9 @@ def routers() -> list[APIRouter]:
     ) -> wire.Host:
         with frontend.store.write() as session:
             out = hosts.set_status(session, principal, obj_id, body)
-            change = host_change(hosts.load(session, principal, obj_id))
+            row = session.get(Host, obj_id)  # loaded by set_status: no second query
+            assert row is not None
+            change = host_change(row)
         frontend.events.publish("host", **change)
         return out
 

@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edgecloud.api.infra import HOST_STATES
-from edgecloud.api.states import vm_state_name
+from edgecloud.api.states import VM_STATE, vm_state_name
 from edgecloud.server.auth.access import Principal
 from edgecloud.server.db.models import Cluster, Host, Vm
 from edgecloud.server.db.provision import Provision
 
-DONE = 6
+DONE = VM_STATE["DONE"]
 
 
 def summary(session: Session, principal: Principal) -> dict[str, Any]:
